@@ -1,0 +1,124 @@
+"""Prompt text for every method, in an English ("Answer:") and a Chinese ("答案：") style.
+
+A prompt is: header, the few-shot examples (each a question followed by its gold answer), then
+the question and the answer cue. Loglik scores the option label as the continuation right after
+the cue: " B" in English style (a space, as the shots write it), "B" in Chinese style; PubMedQA's
+labels are its words (" yes"). With a chat template the header, shots and question become one
+user message rendered by `medjax.data.templates.render_prompt`, and the cue follows it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Sequence
+
+from medjax.eval.question import Question
+
+STYLES = ("en", "zh")
+
+
+@dataclasses.dataclass(frozen=True)
+class Style:
+    question: str
+    context: str
+    cue: str
+    label_sep: str  # between the cue and the answer label
+    mc_header: str
+    multi_header: str
+    word_header: str
+    open_header: str
+    think: str  # chain-of-thought trigger placed after the cue
+
+
+EN = Style(
+    question="Question: ", context="Context: ", cue="Answer:", label_sep=" ",
+    mc_header="The following are multiple choice questions about medicine. Answer with the letter "
+              "of the correct option.",
+    multi_header="The following are multiple choice questions about medicine; some have several "
+                 "correct options. Answer with the letters of all correct options.",
+    word_header="The following are questions about biomedical research abstracts. Answer each "
+                "with yes, no, or maybe.",
+    open_header="The following are clinical case questions. Answer each based on the case.",
+    think=" Let's think step by step.")
+
+ZH = Style(
+    question="题目：", context="病例：", cue="答案：", label_sep="",
+    mc_header="以下是医学考试的单项选择题，请给出正确答案的选项字母。",
+    multi_header="以下是医学考试的选择题，部分题目有多个正确答案，请给出所有正确答案的选项字母。",
+    word_header="以下是关于生物医学研究摘要的问题，请用 yes、no 或 maybe 回答。",
+    open_header="以下是临床病例分析题，请根据病例回答问题。",
+    think="让我们一步一步地思考。")
+
+
+def style_for(question: Question, prompt_style: str = "auto") -> Style:
+    if prompt_style == "auto":
+        prompt_style = question.language
+    if prompt_style not in STYLES:
+        raise ValueError(f"prompt style must be 'auto' or one of {STYLES}, got {prompt_style!r}")
+    return EN if prompt_style == "en" else ZH
+
+
+def header(question: Question, style: Style) -> str:
+    if question.open_ended:
+        return style.open_header
+    if not _letter_labels(question):
+        return style.word_header
+    return style.multi_header if question.multi else style.mc_header
+
+
+def body(question: Question, style: Style) -> str:
+    """The question with its context and options, without the answer cue."""
+    lines = []
+    if question.context:
+        lines.append(style.context + question.context)
+    lines.append(style.question + question.question)
+    if _letter_labels(question):
+        lines += [f"{label}. {text}" for label, text in question.options.items()]
+    return "\n".join(lines) + "\n"
+
+
+def answer_text(labels) -> str:
+    """Labels as the model should write them: "B", "ACD", "yes"."""
+    return "".join(sorted(labels))
+
+
+def continuations(question: Question, style: Style) -> list[tuple[frozenset[str], str]]:
+    """(labels, continuation text) scored after the cue: one per option, or for a multi-answer
+    question one per non-empty subset of options (exact-set scoring needs every candidate set)."""
+    labels = list(question.options)
+    if question.multi:
+        sets = [frozenset(c) for r in range(1, len(labels) + 1) for c in itertools.combinations(labels, r)]
+    else:
+        sets = [frozenset([label]) for label in labels]
+    return [(s, style.label_sep + answer_text(s)) for s in sets]
+
+
+def shot_text(shot: Question, style: Style) -> str:
+    gold = shot.reference if shot.open_ended else answer_text(shot.answer)
+    return body(shot, style) + style.cue + style.label_sep + gold + "\n\n"
+
+
+def build_prompt(question: Question, shots: Sequence[Question], style: Style, chat=None,
+                 suffix: str = "") -> str:
+    """Header + shots + question + cue (+ suffix, e.g. the chain-of-thought trigger).
+
+    `chat` is None or a callable turning the user text into the rendered chat prompt.
+    """
+    user = header(question, style) + "\n\n" + "".join(shot_text(s, style) for s in shots) + body(question, style)
+    if chat is not None:
+        return chat(user.rstrip("\n")) + style.cue + suffix
+    return user + style.cue + suffix
+
+
+def chat_renderer(template_name: str | None, tokenizer):
+    """A callable user_text -> rendered prompt using the data pipeline's chat templates."""
+    from medjax.data.templates import render_prompt  # the data pipeline owns the templates
+
+    def render(user_text: str) -> str:
+        return render_prompt([{"role": "user", "content": user_text}], template_name, tokenizer)
+
+    return render
+
+
+def _letter_labels(question: Question) -> bool:
+    return all(len(label) == 1 and label.isupper() for label in question.options)
