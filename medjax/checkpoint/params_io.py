@@ -1,0 +1,94 @@
+"""Parameter-only medjax checkpoints ("ckpt:DIR") and how a ckpt: path is resolved.
+
+A params directory holds `model_config.json`, `params/` (Orbax) and, when known, `tokenizer/`.
+A trainer stage directory holds `model_config.json`, `tokenizer/` and `checkpoints/<step>/params`;
+a run directory holds stage directories and `summary.json` (the last stage listed wins).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from medjax.checkpoint.hf_model import abstract_model, model_from_params
+from medjax.models.config import ModelConfig
+
+MODEL_CONFIG = "model_config.json"
+PARAMS = "params"
+TOKENIZER = "tokenizer"
+PEFT_CONFIG = "peft_config.json"
+
+
+def save_params(directory: str, model, tokenizer=None) -> None:
+    directory = os.path.abspath(directory)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, MODEL_CONFIG), "w") as f:
+        f.write(model.config.to_json())
+    _, state = nnx.split(model)
+    ckptr = ocp.StandardCheckpointer()
+    ckptr.save(os.path.join(directory, PARAMS), nnx.to_pure_dict(state), force=True)
+    ckptr.wait_until_finished()
+    if tokenizer is not None:
+        tokenizer.save(os.path.join(directory, TOKENIZER))
+
+
+def read_model_config(directory: str) -> ModelConfig:
+    path = os.path.join(directory, MODEL_CONFIG)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: missing (not a medjax checkpoint directory)")
+    with open(path) as f:
+        return ModelConfig.from_dict(json.load(f))
+
+
+def restore_params(params_dir: str, abstract_params: dict) -> dict:
+    ckptr = ocp.StandardCheckpointer()
+    return ckptr.restore(os.path.abspath(params_dir), abstract_params)
+
+
+def abstract_params_of(model_abstract) -> dict:
+    _, state = nnx.split(model_abstract)
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), nnx.to_pure_dict(state))
+
+
+def resolve_ckpt(path: str) -> tuple[str, str]:
+    """(directory with model_config.json, params directory) for a ckpt: path."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"ckpt:{path}: no such directory")
+    if os.path.isdir(os.path.join(path, PARAMS)) and os.path.exists(os.path.join(path, MODEL_CONFIG)):
+        return path, os.path.join(path, PARAMS)
+    summary = os.path.join(path, "summary.json")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            stages = json.load(f).get("stages", {})
+        for stage in reversed(list(stages)):
+            if os.path.isdir(os.path.join(path, stage, "checkpoints")):
+                return resolve_ckpt(os.path.join(path, stage))
+    ckpts = os.path.join(path, "checkpoints")
+    if os.path.isdir(ckpts):
+        steps = sorted((int(d) for d in os.listdir(ckpts) if d.isdigit()), reverse=True)
+        for step in steps:
+            params = os.path.join(ckpts, str(step), PARAMS)
+            if os.path.isdir(params):
+                return path, params
+        raise FileNotFoundError(f"ckpt:{path}: {ckpts} holds no finished checkpoint")
+    raise FileNotFoundError(
+        f"ckpt:{path}: expected {MODEL_CONFIG} + {PARAMS}/, a stage directory with checkpoints/, "
+        f"or a run directory with summary.json; found {sorted(os.listdir(path))}")
+
+
+def load_params_model(path: str, **overrides):
+    """The model stored at a ckpt: path (params only), with optional config overrides."""
+    config_dir, params_dir = resolve_ckpt(path)
+    cfg = read_model_config(config_dir).replace(**overrides)
+    target = abstract_params_of(abstract_model(cfg))
+    params = restore_params(params_dir, target)
+    return model_from_params(cfg, params), config_dir
+
+
+def tokenizer_dir(config_dir: str) -> str | None:
+    d = os.path.join(config_dir, TOKENIZER)
+    return d if os.path.isdir(d) else None

@@ -1,0 +1,177 @@
+"""The pre-norm decoder shared by LLaMA, GLM and GLM-4: config flags choose the differences.
+
+Layers are created stacked (one leading `layers` axis on every parameter) and run under
+`jax.lax.scan`, so compile time does not grow with depth; `config.remat` picks what the backward
+pass recomputes.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from medjax.models.config import ModelConfig
+from medjax.models.layers import (Embed, Linear, RMSNorm, apply_rope, attention_mask, dot_product_attention,
+                                  rope_cos_sin, rope_inv_freq)
+from medjax.parallel.rules import constrain
+
+_REMAT_POLICIES = {
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        d, hd = cfg.hidden_size, cfg.head_dim
+        kw = dict(dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, hd
+        self.q = Linear(d, cfg.num_heads * hd, axes=("embed", "q_heads"), use_bias=cfg.attention_bias, **kw)
+        self.k = Linear(d, cfg.num_kv_heads * hd, axes=("embed", "kv_heads"), use_bias=cfg.attention_bias, **kw)
+        self.v = Linear(d, cfg.num_kv_heads * hd, axes=("embed", "kv_heads"), use_bias=cfg.attention_bias, **kw)
+        self.o = Linear(cfg.num_heads * hd, d, axes=("q_heads", "embed"), **kw)
+        self.rope_interleaved = cfg.rope_interleaved
+
+    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None):
+        b, t, _ = x_BxTxD.shape
+        q_BxTxHxE = self.q(x_BxTxD).reshape(b, t, self.num_heads, self.head_dim)
+        k_BxTxKxE = self.k(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
+        v_BxTxKxE = self.v(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
+        q_BxTxHxE = apply_rope(q_BxTxHxE, cos, sin, self.rope_interleaved)
+        k_BxTxKxE = apply_rope(k_BxTxKxE, cos, sin, self.rope_interleaved)
+        if kv_cache is not None:  # write this step's keys/values into the cache, attend over all of it
+            k_cache, v_cache = kv_cache
+            k_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(k_cache, k_BxTxKxE.astype(k_cache.dtype), cache_index, 1)
+            v_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(v_cache, v_BxTxKxE.astype(v_cache.dtype), cache_index, 1)
+            kv_cache = (k_BxTxKxE, v_BxTxKxE)
+        out_BxTxHxE = dot_product_attention(q_BxTxHxE, k_BxTxKxE.astype(q_BxTxHxE.dtype),
+                                            v_BxTxKxE.astype(q_BxTxHxE.dtype), mask)
+        return self.o(out_BxTxHxE.reshape(b, t, -1)), kv_cache
+
+
+class MLP(nnx.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        d, f = cfg.hidden_size, cfg.intermediate_size
+        kw = dict(dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+        self.gate = Linear(d, f, axes=("embed", "mlp"), **kw)
+        self.up = Linear(d, f, axes=("embed", "mlp"), **kw)
+        self.down = Linear(f, d, axes=("mlp", "embed"), **kw)
+
+    def __call__(self, x_BxTxD):
+        h_BxTxF = constrain(jax.nn.silu(self.gate(x_BxTxD)) * self.up(x_BxTxD), ("batch", "seq", "act_mlp"))
+        return self.down(h_BxTxF)
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        norm = dict(eps=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+        self.attn_norm = RMSNorm(cfg.hidden_size, **norm)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.mlp_norm = RMSNorm(cfg.hidden_size, **norm)
+        self.mlp = MLP(cfg, rngs=rngs)
+        if cfg.post_norms:
+            self.post_attn_norm = RMSNorm(cfg.hidden_size, **norm)
+            self.post_mlp_norm = RMSNorm(cfg.hidden_size, **norm)
+        self.post_norms = cfg.post_norms
+
+    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None):
+        h, kv_cache = self.attn(self.attn_norm(x_BxTxD), cos, sin, mask, kv_cache, cache_index)
+        if self.post_norms:
+            h = self.post_attn_norm(h)
+        x_BxTxD = x_BxTxD + h
+        h = self.mlp(self.mlp_norm(x_BxTxD))
+        if self.post_norms:
+            h = self.post_mlp_norm(h)
+        x_BxTxD = constrain(x_BxTxD + h, ("batch", "seq", "act_embed"))
+        return x_BxTxD, kv_cache
+
+
+def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs):
+    """num_layers Blocks whose parameters share a leading `layers` axis."""
+
+    @nnx.split_rngs(splits=cfg.num_layers)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def make(rngs):
+        return Block(cfg, rngs=rngs)
+
+    return make(rngs)
+
+
+class DecoderLM(nnx.Module):
+    """Token ids -> logits. Optional KV cache for decoding (see infer/generate.py)."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = cfg
+        self.embed = Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
+                           rngs=rngs)
+        self.layers = stacked_blocks(cfg, rngs)
+        self.final_norm = RMSNorm(cfg.hidden_size, eps=cfg.norm_eps, dtype=cfg.compute_dtype,
+                                  param_dtype=cfg.weight_dtype)
+        if not cfg.tie_embeddings:
+            self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, axes=("embed", "vocab"), fp32_output=True,
+                                  dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+
+    def init_cache(self, batch: int, max_len: int) -> dict:
+        return init_cache(self.config, batch, max_len)
+
+    def embed_tokens(self, tokens_BxT):
+        return self.embed(tokens_BxT)
+
+    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None, inputs_embeds_BxTxD=None):
+        """Returns logits [B, T, V] in fp32, or (logits, new_cache) when `cache` is given.
+
+        `cache` is a dict from `init_cache`: k/v [L, B, S, K, E], segment_ids [B, S] and index (the
+        slot where these T tokens go). `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning).
+        """
+        cfg = self.config
+        b, t = tokens_BxT.shape
+        if segment_ids_BxT is None:
+            segment_ids_BxT = jnp.ones((b, t), jnp.int32)
+        if positions_BxT is None:
+            positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        x_BxTxD = self.embed_tokens(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
+        x_BxTxD = constrain(x_BxTxD.astype(cfg.compute_dtype), ("batch", "seq", "act_embed"))
+        cos, sin = rope_cos_sin(positions_BxT, rope_inv_freq(cfg.rotary_dim, cfg.rope_theta, cfg.rope_scaling))
+
+        if cache is None:
+            slots_T = jnp.arange(t)
+            mask = attention_mask(segment_ids_BxT, segment_ids_BxT, slots_T, slots_T)
+            kv_xs, index = None, None
+        else:
+            index = cache["index"]
+            kv_segments_BxS = jax.lax.dynamic_update_slice_in_dim(cache["segment_ids"], segment_ids_BxT, index, 1)
+            mask = attention_mask(segment_ids_BxT, kv_segments_BxS, index + jnp.arange(t),
+                                  jnp.arange(kv_segments_BxS.shape[1]))
+            kv_xs = (cache["k"], cache["v"])
+
+        graphdef, layer_state = nnx.split(self.layers)
+
+        def body(x_BxTxD, xs):
+            state, kv = xs
+            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, cos, sin, mask, kv, index)
+            return x_BxTxD, kv
+
+        if cfg.remat != "none":
+            body = jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs))
+
+        x_BxTxD = self.final_norm(x_BxTxD)
+        if cfg.tie_embeddings:
+            logits = self.embed.attend(x_BxTxD)
+        else:
+            logits = self.lm_head(x_BxTxD).astype(jnp.float32)
+        logits = constrain(logits, ("batch", "seq", "act_vocab"))
+        if cache is None:
+            return logits
+        new_cache = dict(k=new_kv[0], v=new_kv[1], segment_ids=kv_segments_BxS, index=index + t)
+        return logits, new_cache
+
+
+def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=None) -> dict:
+    shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
+    dtype = dtype or cfg.compute_dtype
+    return dict(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+                segment_ids=jnp.zeros((batch, max_len), jnp.int32), index=jnp.zeros((), jnp.int32))

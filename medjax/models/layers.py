@@ -1,0 +1,129 @@
+"""Building blocks shared by every backbone: Linear, Embed, RMSNorm, rotary embeddings, attention.
+
+Array names carry their shapes: B batch, T query length, S key length, D hidden, H query heads,
+K key/value heads, G = H // K heads per group, E head dim, V vocab.
+Every parameter carries logical axis names (`axes` metadata) that parallel/rules.py maps to a mesh.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from medjax.parallel.rules import constrain
+
+_default_init = nnx.initializers.normal(stddev=0.02)
+
+
+class Linear(nnx.Module):
+    """y = x @ kernel (+ bias). kernel is [in, out]; its logical axes name both dimensions."""
+
+    def __init__(self, in_features: int, out_features: int, *, axes: tuple[str, str], use_bias: bool = False,
+                 dtype=jnp.float32, param_dtype=jnp.float32, fp32_output: bool = False, rngs: nnx.Rngs):
+        self.in_features, self.out_features = in_features, out_features
+        self.dtype = dtype
+        self.fp32_output = fp32_output  # the LM head accumulates logits in fp32 even in bf16
+        self.kernel = nnx.Param(_default_init(rngs.params(), (in_features, out_features), param_dtype), axes=axes)
+        self.bias = (nnx.Param(jnp.zeros((out_features,), param_dtype), axes=(axes[1],)) if use_bias else None)
+
+    def __call__(self, x):
+        y = jnp.einsum("...i,io->...o", x.astype(self.dtype), self.kernel.value.astype(self.dtype),
+                       preferred_element_type=jnp.float32 if self.fp32_output else None)
+        if self.bias is not None:
+            y = y + self.bias.value.astype(self.dtype)
+        return y
+
+
+class Embed(nnx.Module):
+    def __init__(self, vocab_size: int, features: int, *, dtype=jnp.float32, param_dtype=jnp.float32,
+                 rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.embedding = nnx.Param(_default_init(rngs.params(), (vocab_size, features), param_dtype),
+                                   axes=("vocab", "embed"))
+
+    def __call__(self, tokens_BxT):
+        return jnp.take(self.embedding.value, tokens_BxT, axis=0).astype(self.dtype)
+
+    def attend(self, x_BxTxD):
+        """Tied output head: logits against the embedding matrix, accumulated in fp32."""
+        return jnp.einsum("btd,vd->btv", x_BxTxD, self.embedding.value.astype(self.dtype),
+                          preferred_element_type=jnp.float32)
+
+
+class RMSNorm(nnx.Module):
+    def __init__(self, features: int, *, eps: float, dtype=jnp.float32, param_dtype=jnp.float32):
+        self.eps, self.dtype = eps, dtype
+        self.scale = nnx.Param(jnp.ones((features,), param_dtype), axes=("norm",))
+
+    def __call__(self, x):
+        x32 = x.astype(jnp.float32)
+        x32 = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
+        return self.scale.value.astype(self.dtype) * x32.astype(self.dtype)
+
+
+# -- rotary position embeddings -----------------------------------------------------------------
+
+def rope_inv_freq(rotary_dim: int, theta: float, scaling: dict | None):
+    """Inverse frequencies [rotary_dim // 2], with optional linear or llama3 scaling."""
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, rotary_dim, 2, dtype=jnp.float32) / rotary_dim))
+    if not scaling:
+        return inv_freq
+    kind = scaling.get("rope_type", scaling.get("type"))
+    factor = float(scaling["factor"])
+    if kind == "linear":
+        return inv_freq / factor
+    if kind == "llama3":
+        low, high = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+        old_len = float(scaling["original_max_position_embeddings"])
+        wavelen = 2 * math.pi / inv_freq
+        scaled = jnp.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+        return jnp.where(medium, smoothed, scaled)
+    if kind == "default":
+        return inv_freq
+    raise ValueError(f"rope_scaling type {kind!r} is not supported (expected linear or llama3)")
+
+
+def rope_cos_sin(positions_BxT, inv_freq):
+    angles_BxTxR = positions_BxT.astype(jnp.float32)[..., None] * inv_freq
+    return jnp.cos(angles_BxTxR), jnp.sin(angles_BxTxR)
+
+
+def apply_rope(x_BxTxNxE, cos_BxTxR, sin_BxTxR, interleaved: bool):
+    """Rotates the first 2R features of each head; the rest pass through (partial rotary)."""
+    rot = 2 * cos_BxTxR.shape[-1]
+    x_rot, x_pass = x_BxTxNxE[..., :rot].astype(jnp.float32), x_BxTxNxE[..., rot:]
+    cos, sin = cos_BxTxR[:, :, None, :], sin_BxTxR[:, :, None, :]
+    if interleaved:  # pairs (0,1), (2,3), ...
+        x1, x2 = x_rot[..., 0::2], x_rot[..., 1::2]
+        out = jnp.stack([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).reshape(x_rot.shape)
+    else:  # pairs (i, i + R)
+        x1, x2 = x_rot[..., : rot // 2], x_rot[..., rot // 2:]
+        out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return jnp.concatenate([out.astype(x_BxTxNxE.dtype), x_pass], axis=-1)
+
+
+# -- attention ----------------------------------------------------------------------------------
+
+def attention_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S):
+    """Causal over slots, and never across segments. Returns bool [B, 1, T, S]."""
+    causal_TxS = kv_slot_S[None, :] <= q_slot_T[:, None]
+    same_BxTxS = q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :]
+    return (causal_TxS[None] & same_BxTxS)[:, None]
+
+
+def dot_product_attention(q_BxTxHxE, k_BxSxKxE, v_BxSxKxE, mask_Bx1xTxS):
+    """Grouped-query attention, softmax in fp32."""
+    b, t, h, e = q_BxTxHxE.shape
+    kv_heads = k_BxSxKxE.shape[2]
+    q_BxTxKxGxE = q_BxTxHxE.reshape(b, t, kv_heads, h // kv_heads, e)
+    scores_BxKxGxTxS = jnp.einsum("btkge,bske->bkgts", q_BxTxKxGxE, k_BxSxKxE,
+                                  preferred_element_type=jnp.float32) / math.sqrt(e)
+    scores_BxKxGxTxS = jnp.where(mask_Bx1xTxS[:, :, None], scores_BxKxGxTxS, jnp.finfo(jnp.float32).min)
+    probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxSxKxE.dtype)
+    out_BxTxKxGxE = jnp.einsum("bkgts,bske->btkge", probs, v_BxSxKxE)
+    return constrain(out_BxTxKxGxE.reshape(b, t, h, e), ("batch", "seq", "q_heads", "head_dim"))

@@ -1,0 +1,71 @@
+"""Declarative HF <-> medjax weight tables.
+
+A table lists (hf_name, our_path, kind). `{i}` in a name marks a per-layer weight; those are
+stacked along our leading `layers` axis. Kinds: "linear" (HF stores [out, in]; we store [in, out]),
+"copy" (same layout). Families with fused or permuted weights add their own steps around these.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+LINEAR, COPY = "linear", "copy"
+
+
+def _get_path(tree: dict, path: tuple[str, ...]):
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def _set_path(tree: dict, path: tuple[str, ...], value) -> None:
+    for key in path[:-1]:
+        tree = tree.setdefault(key, {})
+    tree[path[-1]] = value
+
+
+def _from_hf(arr: np.ndarray, kind: str) -> np.ndarray:
+    return arr.T if kind == LINEAR else arr
+
+
+def import_table(store, table, num_layers: int, shapes: dict, dtype, source: str) -> dict:
+    """Reads every weight of `table` from `store` into a nested dict shaped like `shapes`."""
+    params: dict = {}
+    for hf_name, path, kind in table:
+        expected = tuple(_get_path(shapes, path))
+        if "{i}" in hf_name:
+            layers = []
+            for i in range(num_layers):
+                name = hf_name.format(i=i)
+                layers.append(_checked(store, name, kind, expected[1:], source))
+            value = np.stack(layers)
+        else:
+            value = _checked(store, hf_name, kind, expected, source)
+        _set_path(params, path, value.astype(dtype))
+    return params
+
+
+def _checked(store, name: str, kind: str, expected: tuple, source: str) -> np.ndarray:
+    if name not in store:
+        raise KeyError(f"{source}: missing weight {name!r}")
+    arr = store.get(name)
+    hf_shape = tuple(reversed(expected)) if kind == LINEAR else expected
+    if tuple(arr.shape) != hf_shape:
+        raise ValueError(f"{source}: weight {name!r} has shape {tuple(arr.shape)}, expected {hf_shape} "
+                         "from config.json")
+    return _from_hf(np.asarray(arr), kind)
+
+
+def export_table(params: dict, table, num_layers: int) -> dict[str, np.ndarray]:
+    out = {}
+    for hf_name, path, kind in table:
+        value = np.asarray(_get_path(params, path))
+        if "{i}" in hf_name:
+            for i in range(num_layers):
+                out[hf_name.format(i=i)] = _from_hf(value[i], kind)
+        else:
+            out[hf_name] = _from_hf(value, kind)
+    return out
+
+
+def table_paths(table) -> set[tuple[str, ...]]:
+    return {path for _, path, _ in table}
