@@ -1,0 +1,238 @@
+"""The data entry points the trainer calls.
+
+    it = build_train_iterator(cfg, tokenizer, kind="lm"|"sft"|"pref", seq_len=T, batch_size=B, seed=S)
+    batch = next(it)     # numpy [B, T]: tokens, targets, loss_mask, segment_ids, positions
+    it.get_state() / it.set_state(state)     # JSON-serialisable; a fresh iterator continues exactly
+    it.token_counts(), it.stats()
+    evals = build_eval_batches(cfg, tokenizer, kind=..., seq_len=T, batch_size=B)
+
+Every record is read and converted when the iterator is built, so bad input stops the run before
+step 0. Records are tokenized when drawn; the iterator's state names documents by (source, record,
+piece), never by their tokens, so it stays small.
+"""
+from __future__ import annotations
+
+import collections
+import zlib
+
+import numpy as np
+
+from medjax.data import templates
+from medjax.data.encode import Document, EncodeOptions, Pair, encode_record
+from medjax.data.formats import to_record
+from medjax.data.mixture import MixtureSampler, SourceSpec, parse_sources
+from medjax.data.packing import Packer, empty_row, fit_to_length, pack_documents, row_from_pair, stack_rows
+from medjax.data.readers import read_rows
+from medjax.data.records import DataError, Record
+
+_SHAPES_FOR_KIND = {"lm": ("text", "chat"), "sft": ("chat",), "pref": ("pref",)}
+STATE_VERSION = 1
+
+
+# -- loading -----------------------------------------------------------------------------------
+def load_source(spec: SourceSpec, cfg, kind: str, counts: collections.Counter) -> list[Record]:
+    """Every record of one source, converted and checked against the kind of training."""
+    if kind not in _SHAPES_FOR_KIND:
+        raise ValueError(f"unknown data kind {kind!r}; expected one of {tuple(_SHAPES_FOR_KIND)}")
+    fmt = spec.format or cfg.format
+    records = []
+    for row, origin in read_rows(spec.path, text_unit=spec.text_unit or cfg.text_unit,
+                                 skip_bad=cfg.skip_bad_records, counts=counts, hf_split=cfg.hf_split):
+        counts["records_read"] += 1
+        try:
+            record = to_record(row, origin, fmt)
+            if record.shape not in _SHAPES_FOR_KIND[kind]:
+                raise DataError(f"{origin}: a {record.shape!r} record cannot train kind {kind!r} "
+                                f"(it takes {' or '.join(_SHAPES_FOR_KIND[kind])} records)")
+        except DataError:
+            if not cfg.skip_bad_records:
+                raise
+            counts["bad_records"] += 1
+            continue
+        if record.shape == "pref" and cfg.skip_identical_pairs and record.chosen == record.rejected:
+            counts["identical_pairs_skipped"] += 1
+            continue
+        records.append(record)
+        if cfg.max_records is not None and len(records) >= cfg.max_records:
+            break
+    return records
+
+
+def split_eval(records: list[Record], name: str, cfg) -> tuple[list[Record], list[Record]]:
+    """(train, eval): a fixed random `eval_fraction` (capped) of a source, the same for every seed."""
+    n_eval = min(int(cfg.eval_max_records), int(round(len(records) * float(cfg.eval_fraction))))
+    if n_eval <= 0 or len(records) - n_eval <= 0:
+        return records, []
+    order = np.random.default_rng([int(cfg.split_seed), zlib.crc32(name.encode())]).permutation(len(records))
+    held = set(order[:n_eval].tolist())
+    return ([r for i, r in enumerate(records) if i not in held],
+            [r for i, r in enumerate(records) if i in held])
+
+
+def _train_spec(cfg):
+    return cfg.sources if cfg.get("sources") else cfg.train
+
+
+def _options(cfg, tokenizer, model_family: str | None) -> EncodeOptions:
+    template = (templates.get_template(cfg.template) if cfg.template
+                else templates.default_template(tokenizer, model_family))
+    return EncodeOptions(template=template, train_on_prompt=bool(cfg.train_on_prompt),
+                         mask_history=bool(cfg.mask_history), system=cfg.system)
+
+
+def _truncation(cfg, kind: str) -> str:
+    if cfg.truncation == "auto":
+        return "split" if kind == "lm" else "right"
+    return cfg.truncation
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_id if tokenizer.pad_id is not None else 0
+
+
+# -- training ----------------------------------------------------------------------------------
+class TrainIterator:
+    """An endless, resumable iterator of packed batches over a mixture of sources."""
+
+    def __init__(self, specs: list[SourceSpec], records: list[list[Record]], tokenizer, kind: str,
+                 seq_len: int, batch_size: int, seed: int, options: EncodeOptions, truncation: str,
+                 pack_buffer: int, shuffle: bool, counts: collections.Counter):
+        self.specs, self.records, self.tokenizer, self.kind = specs, records, tokenizer, kind
+        self.seq_len, self.batch_size, self.options, self.truncation = seq_len, batch_size, options, truncation
+        self.sampler = MixtureSampler(specs, [len(r) for r in records], seed, shuffle)
+        self.packer = Packer(seq_len, pack_buffer if kind != "pref" else 1, _pad_id(tokenizer))
+        self.queue: list[tuple[tuple, Document]] = []  # pieces of a split record not yet buffered
+        self.tokens = [0] * len(specs)
+        self.counts = counts
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict[str, np.ndarray]:
+        rows = [self._next_row() for _ in range(self.batch_size)]
+        return stack_rows(rows)
+
+    # -- rows --------------------------------------------------------------------------------
+    def _next_row(self) -> dict[str, np.ndarray]:
+        if self.kind == "pref":
+            source, index = self.sampler.next()
+            self.counts["records_drawn"] += 1
+            row = row_from_pair(self._encode(source, index), self.seq_len, _pad_id(self.tokenizer))
+            self._count(row, [source])
+            return row
+        row, keys = self.packer.next_row(self._next_piece)
+        self._count(row, [key[0] for key in keys])
+        return row
+
+    def _next_piece(self) -> tuple[tuple, Document]:
+        misses = 0
+        while not self.queue:
+            source, index = self.sampler.next()
+            self.counts["records_drawn"] += 1
+            doc = self._encode(source, index)
+            pieces = fit_to_length(doc, self.seq_len, self.truncation)
+            if len(pieces) != 1 or len(pieces[0]) != len(doc):
+                self.counts["records_truncated" if pieces else "records_dropped"] += 1
+            self.queue = [((source, index, p), piece) for p, piece in enumerate(pieces)]
+            misses += 1
+            if misses > 10 * sum(self.sampler.sizes) + 100:
+                raise DataError(f"every record is dropped by truncation={self.truncation!r} at "
+                                f"seq_len={self.seq_len}; use 'right', 'left' or 'split'")
+        return self.queue.pop(0)
+
+    def _encode(self, source: int, index: int) -> Document | Pair:
+        return encode_record(self.records[source][index], self.kind, self.tokenizer, self.options)
+
+    def _count(self, row: dict[str, np.ndarray], sources: list[int]) -> None:
+        segments = row["segment_ids"]
+        real = int((segments > 0).sum())
+        self.counts["rows"] += 1
+        self.counts["real_tokens"] += real
+        self.counts["padding_tokens"] += self.seq_len - real
+        if self.kind == "pref":
+            self.tokens[sources[0]] += real
+            return
+        for segment, source in enumerate(sources, 1):
+            self.tokens[source] += int((segments == segment).sum())
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def token_counts(self) -> dict[str, int]:
+        return {s.name: n for s, n in zip(self.specs, self.tokens)}
+
+    def stats(self) -> dict[str, int]:
+        stats = {k: v for k, v in self.counts.items() if ":" not in k}
+        stats["passes"] = self.sampler.pass_index + 1
+        return dict(sorted(stats.items()))
+
+    def get_state(self) -> dict:
+        return {"version": STATE_VERSION, "sources": [s.name for s in self.specs],
+                "sizes": list(self.sampler.sizes), "sampler": self.sampler.get_state(),
+                "buffer": [list(k) for k in self.packer.keys()], "queue": [list(k) for k, _ in self.queue],
+                "tokens": list(self.tokens), "counts": dict(self.counts)}
+
+    def set_state(self, state: dict) -> None:
+        names = [s.name for s in self.specs]
+        if state.get("version") != STATE_VERSION:
+            raise DataError(f"data iterator state version {state.get('version')} != {STATE_VERSION}")
+        if state["sources"] != names or state["sizes"] != list(self.sampler.sizes):
+            raise DataError(f"data iterator state was saved for sources {state['sources']} with "
+                            f"{state['sizes']} records; this config has {names} with {self.sampler.sizes}")
+        self.sampler.set_state(state["sampler"])
+        self.packer.buffer = [self._piece(k) for k in state["buffer"]]
+        self.queue = [self._piece(k) for k in state["queue"]]
+        self.tokens = list(state["tokens"])
+        self.counts.clear()
+        self.counts.update(state["counts"])
+
+    def _piece(self, key) -> tuple[tuple, Document]:
+        source, index, piece = key
+        pieces = fit_to_length(self._encode(source, index), self.seq_len, self.truncation)
+        return (source, index, piece), pieces[piece]
+
+
+def _load_all(specs: list[SourceSpec], cfg, kind: str, counts: collections.Counter) -> list[list[Record]]:
+    return [load_source(spec, cfg, kind, counts) for spec in specs]
+
+
+def build_train_iterator(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, batch_size: int = 8,
+                         seed: int = 0, model_family: str | None = None) -> TrainIterator:
+    specs = parse_sources(_train_spec(cfg), "data.train")
+    counts = collections.Counter()
+    records = _load_all(specs, cfg, kind, counts)
+    if cfg.eval is None:
+        records = [split_eval(r, s.name, cfg)[0] for r, s in zip(records, specs)]
+    return TrainIterator(specs, records, tokenizer, kind, seq_len, batch_size, seed,
+                         _options(cfg, tokenizer, model_family), _truncation(cfg, kind),
+                         int(cfg.pack_buffer), bool(cfg.shuffle), counts)
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def eval_records(cfg, kind: str) -> list[Record]:
+    """The held-out records, in a fixed order: `cfg.eval`, or the split-off part of each source."""
+    counts = collections.Counter()
+    if cfg.eval is not None:
+        specs = parse_sources(cfg.eval, "data.eval")
+        return [r for rs in _load_all(specs, cfg, kind, counts) for r in rs]
+    specs = parse_sources(_train_spec(cfg), "data.train")
+    return [r for rs, s in zip(_load_all(specs, cfg, kind, counts), specs) for r in split_eval(rs, s.name, cfg)[1]]
+
+
+def build_eval_batches(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, batch_size: int = 8,
+                       model_family: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Every held-out record once, packed in order; the last batch is filled with padding rows.
+    An empty list when there is no eval data (cfg.eval None and eval_fraction 0)."""
+    options, pad_id = _options(cfg, tokenizer, model_family), _pad_id(tokenizer)
+    records = eval_records(cfg, kind)
+    if kind == "pref":
+        rows = [row_from_pair(encode_record(r, kind, tokenizer, options), seq_len, pad_id) for r in records]
+    else:
+        policy = _truncation(cfg, kind)
+        docs = (piece for r in records
+                for piece in fit_to_length(encode_record(r, kind, tokenizer, options), seq_len, policy))
+        rows = list(pack_documents(docs, seq_len, int(cfg.pack_buffer), pad_id))
+    batches = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        chunk += [empty_row(seq_len, pad_id) for _ in range(batch_size - len(chunk))]
+        batches.append(stack_rows(chunk))
+    return batches
