@@ -1,0 +1,27 @@
+"""Shared fixtures for the data tests (no tests here): the real LLaMA-2 tokenizer and data paths.
+
+Kept in a tests/test_data_* file because the data area owns only those; import with
+`from test_data_fixtures import llama2_tokenizer`.
+"""
+import functools
+import os
+
+import pytest
+
+SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+MEDICALGPT = os.path.join(SHARED, "corpora", "medicalgpt")
+LLAMA2_TOKENIZER = os.path.join(SHARED, "tokenizers", "llama2", "tokenizer.model")
+
+
+@functools.lru_cache(maxsize=None)
+def load_llama2_tokenizer():
+    from medjax.data.tokenizer import load_tokenizer
+
+    if not os.path.exists(LLAMA2_TOKENIZER):
+        pytest.skip(f"shared data not found at {SHARED}")
+    return load_tokenizer(LLAMA2_TOKENIZER)
+
+
+@pytest.fixture
+def llama2_tokenizer():
+    return load_llama2_tokenizer()
