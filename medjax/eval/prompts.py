@@ -110,12 +110,17 @@ def build_prompt(question: Question, shots: Sequence[Question], style: Style, ch
     return user + style.cue + suffix
 
 
-def chat_renderer(template_name: str | None, tokenizer):
-    """A callable user_text -> rendered prompt using the data pipeline's chat templates."""
-    from medjax.data.templates import render_prompt  # the data pipeline owns the templates
+def chat_renderer(template_name: str, tokenizer, model_family: str | None = None):
+    """A callable user_text -> rendered prompt using the data pipeline's chat templates.
+
+    "auto" picks the tokenizer's own template, else the model family's (as training does).
+    """
+    from medjax.data.templates import default_template, get_template, render_prompt
+
+    template = default_template(tokenizer, model_family) if template_name == "auto" else get_template(template_name)
 
     def render(user_text: str) -> str:
-        return render_prompt([{"role": "user", "content": user_text}], template_name, tokenizer)
+        return render_prompt([{"role": "user", "content": user_text}], template, tokenizer)
 
     return render
 

@@ -1,0 +1,43 @@
+"""Multiple choice by log-likelihood: score each option's label after the prompt; the argmax is
+the prediction (acc), and the argmax of log-likelihood per character of the continuation is the
+length-normalised one (acc_norm). Open-ended items score their reference answer instead."""
+from __future__ import annotations
+
+from typing import Sequence
+
+from medjax.eval.continuation_scorer import score_requests, tokenize_pair
+from medjax.eval.options import EvalOptions
+from medjax.eval.prompts import answer_text, build_prompt, continuations, style_for
+from medjax.eval.question import Question
+
+
+def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
+               options: EvalOptions) -> list[dict]:
+    items = []  # (question, prompt, [(labels, continuation)])
+    for q, q_shots in zip(questions, shots):
+        style = style_for(q, options.prompt_style)
+        prompt = build_prompt(q, q_shots, style, options.chat)
+        conts = [(frozenset(), style.label_sep + q.reference)] if q.open_ended else continuations(q, style)
+        items.append((q, prompt, conts))
+    requests = [tokenize_pair(lm.tokenizer, prompt, text) for _, prompt, conts in items for _, text in conts]
+    scored = iter(score_requests(
+        lm, requests, options.batch_size,
+        on_batch=lambda done, total: options.progress(f"  loglik batches: {done}/{total}")))
+    predictions = []
+    for q, prompt, conts in items:
+        results = [next(scored) for _ in conts]
+        logprobs = [r.logprob for r in results]
+        record = {"task": q.task, "id": q.id, "source": q.source, "prompt": prompt,
+                  "continuations": [text for _, text in conts], "logprobs": logprobs,
+                  "num_tokens": [r.num_tokens for r in results]}
+        if q.open_ended:
+            record.update(gold=q.reference, pred=None,
+                          logprob_per_token=logprobs[0] / results[0].num_tokens)
+        else:
+            best = max(range(len(conts)), key=lambda i: logprobs[i])
+            best_norm = max(range(len(conts)), key=lambda i: logprobs[i] / len(conts[i][1].strip() or " "))
+            record.update(gold=answer_text(q.answer), pred=answer_text(conts[best][0]),
+                          pred_norm=answer_text(conts[best_norm][0]),
+                          correct=conts[best][0] == q.answer, correct_norm=conts[best_norm][0] == q.answer)
+        predictions.append(record)
+    return predictions
