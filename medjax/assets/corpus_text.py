@@ -49,8 +49,7 @@ def case_note(c: Condition, rng: random.Random) -> str:
     else:
         diagnosis = rng.choice([
             f"The diagnosis of {c.name} was confirmed by {c.test}.",
-            f"{he} was diagnosed with {c.name} after {c.test}.",
-            f"The team suspected {c.name} and arranged {c.test}, which confirmed it.",
+            f"{he} was diagnosed with {c.name} on the basis of {c.test}.",
         ])
     treatment = rng.choice([
         f"{he} was treated with {c.treatment}.",

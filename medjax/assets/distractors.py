@@ -22,19 +22,40 @@ _COMMON_WORDS = frozenset("""
     test tests blood scan examination clinical diagnosis history patient
 """.split())
 
+# Drugs of one class count as the same fact: penicillin V is not a safe wrong answer for a
+# condition treated with amoxicillin. Each word also stands for its class name.
+_DRUG_CLASSES = {
+    "antibacterial": "antibiotic amoxicillin penicillin flucloxacillin cephalosporin ceftriaxone "
+                     "doxycycline nitrofurantoin metronidazole chloramphenicol fusidic",
+    "steroid": "corticosteroid prednisolone hydrocortisone fludrocortisone dexamethasone steroid",
+    "anticoagulant": "anticoagulation anticoagulant heparin apixaban",
+    "analgesic": "painkiller painkillers paracetamol ibuprofen diclofenac naproxen "
+                 "anti-inflammatory aspirin",
+    "glucose-lowering": "insulin metformin",
+    "antiviral": "aciclovir oseltamivir antiretroviral",
+    "fluids": "fluid fluids rehydration",
+    # Tests of one kind, too: an antibody test is not a safe wrong answer for an antigen test.
+    "molecular-test": "pcr nucleic amplification",
+    "serology": "antibody antibodies antigen autoantibodies",
+}
+_CLASS_OF = {word: cls for cls, words in _DRUG_CLASSES.items() for word in words.split()}
+
 FIELDS = ("name", "test", "treatment", "symptoms")
 
 
 def content_words(text: str) -> set[str]:
-    """Lower-cased, crudely singularised words of 4+ letters (or acronyms), minus common ones."""
+    """Lower-cased, crudely singularised words of 4+ letters (or acronyms), minus common ones,
+    plus the drug class of any drug named."""
     words = set()
-    for w in re.findall(r"[A-Za-z0-9]+", text):
+    for w in re.findall(r"[A-Za-z0-9]+(?:-[A-Za-z]+)*", text):
+        if w.lower() in _CLASS_OF:
+            words.add(_CLASS_OF[w.lower()])
         if len(w) < 4 and not (w.isupper() and len(w) > 1):
             continue
         w = w.lower()
-        w = w[:-1] if w.endswith("s") and not w.endswith("ss") else w
-        if w not in _COMMON_WORDS:
-            words.add(w)
+        if w in _COMMON_WORDS:
+            continue
+        words.add(w[:-1] if w.endswith("s") and not w.endswith("ss") else w)
     return words
 
 

@@ -516,8 +516,8 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         name="carpal tunnel syndrome", system="nervous",
         definition="pressure on the median nerve as it passes through the wrist",
-        symptoms=("tingling in the thumb and first two fingers", "symptoms that wake the patient "
-                  "at night", "a weak grip"),
+        symptoms=("tingling in the thumb and first two fingers", "night-time tingling that "
+                  "disturbs sleep", "a weak grip"),
         test="nerve conduction studies",
         treatment="a wrist splint worn at night",
         ages=(40, 60), sex="female"),

@@ -58,8 +58,8 @@ def test_question(c: Condition, conditions, rng: random.Random) -> dict:
     patient = draw_patient(c, rng)
     symptoms = shuffled_symptoms(c, rng)
     stem = (f"{capitalize(patient.description)} presents with {join_phrases(symptoms)}. "
-            f"The physician suspects {c.name}. Which of the following is the best test to "
-            "confirm the diagnosis?")
+            f"The physician suspects {c.name}. Which of the following investigations or "
+            "findings best confirms the diagnosis?")
     wrong = pick_distractors(c, conditions, "test", 3, rng, same_system=False)
     return _record(stem, c.test, [w.test for w in wrong], "step1",
                    [_age_sex(patient.description), *symptoms, c.name, "best test"], rng)

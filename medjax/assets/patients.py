@@ -20,13 +20,18 @@ def draw_patient(c: Condition, rng: random.Random) -> Patient:
     age = rng.randint(lo, hi)
     if age == 0:
         noun = "girl" if sex == "female" else "boy"
-        return Patient(f"a {rng.randint(2, 11)}-month-old baby {noun}", _pronoun(sex), sex)
+        months = rng.randint(2, 11)
+        return Patient(f"{_article(months)} {months}-month-old baby {noun}", _pronoun(sex), sex)
     if age < 18:
         noun = "girl" if sex == "female" else "boy"
     else:
         noun = "woman" if sex == "female" else "man"
-    article = "an" if str(age).startswith("8") or age in (11, 18) else "a"
-    return Patient(f"{article} {age}-year-old {noun}", _pronoun(sex), sex)
+    return Patient(f"{_article(age)} {age}-year-old {noun}", _pronoun(sex), sex)
+
+
+def _article(number: int) -> str:
+    """The article before a spoken number: "an 8-", "an 11-", "an 18-", "an 80-", else "a"."""
+    return "an" if str(number).startswith("8") or number in (11, 18) else "a"
 
 
 def _pronoun(sex: str) -> str:

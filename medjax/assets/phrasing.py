@@ -58,6 +58,8 @@ def symptoms_sentence(c: Condition, rng: random.Random) -> str:
 
 
 def test_sentence(c: Condition, rng: random.Random) -> str:
+    # `c.test` is either a procedure ("an echocardiogram") or a finding ("a low serum
+    # ferritin"); every wording below reads correctly with both.
     if c.is_clinical_diagnosis:
         return rng.choice([
             f"{capitalize(c.name)} is usually a {c.test}.",
@@ -67,8 +69,8 @@ def test_sentence(c: Condition, rng: random.Random) -> str:
     return rng.choice([
         f"The key test for {c.name} is {c.test}.",
         f"The diagnosis of {c.name} is confirmed by {c.test}.",
-        f"To confirm {c.name}, doctors use {c.test}.",
-        f"The most useful investigation in {c.name} is {c.test}.",
+        f"A diagnosis of {c.name} rests on {c.test}.",
+        f"Doctors confirm {c.name} with {c.test}.",
     ])
 
 

@@ -44,7 +44,7 @@ def test_pair(c: Condition, conditions, rng: random.Random) -> dict:
 def diagnosis_pair(c: Condition, conditions, rng: random.Random) -> dict:
     patient = draw_patient(c, rng)
     wrong = pick_distractors(c, conditions, "name", 1, rng, same_system=True, sex=patient.sex)[0]
-    question = (f"{capitalize(patient.description)} reports "
+    question = (f"{capitalize(patient.description)} is seen with "
                 f"{join_phrases(shuffled_symptoms(c, rng))}. Which condition is most likely?")
     answer = "The most likely condition is {}."
     return _pair(question, answer.format(c.name), answer.format(wrong.name))
