@@ -10,6 +10,9 @@ import importlib
 # ModelConfig.family -> module path
 FAMILY_MODULES = {
     "llama": "medjax.models.llama",
+    "glm": "medjax.models.glm",  # also reads THUDM's original ChatGLM2/3 and GLM-4 layout
+    "glm4": "medjax.models.glm",
+    "glm_v1": "medjax.models.glm_v1",  # ChatGLM-6B and GLM-10B
 }
 
 

@@ -1,0 +1,186 @@
+"""GLM (GlmForCausalLM, GLM-4-9B) and GLM-4 (Glm4ForCausalLM, GLM-4-0414) as transformers defines them.
+
+Both reuse the shared decoder: partial rotary (the first `partial_rotary_factor` of each head) on
+interleaved (even, odd) pairs, bias on q/k/v but not o, SwiGLU, grouped-query attention with an
+explicit head_dim; glm4 adds a norm after attention and one after the MLP (`post_norms`).
+transformers fuses gate and up into `mlp.gate_up_proj` ([gate; up] along the output axis); our tree
+keeps them apart so LoRA roles stay q, k, v, o, gate, up, down: split on import, fuse on export.
+
+This module also answers for `model_type` "chatglm" (THUDM's original ChatGLM/GLM-4 code) and for
+the GLM-10B "glm" config: `glm_layout` tells them apart and hands them to chatglm_original.py or
+glm_v1.py.
+"""
+from __future__ import annotations
+
+import numpy as np
+from flax import nnx
+
+from medjax.models.config import ModelConfig
+from medjax.models.decoder import DecoderLM
+from medjax.models.llama import required, rope_from_hf
+from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
+
+MODEL_TYPES = ("glm", "glm4", "chatglm")
+_ARCHITECTURES = {"glm": "GlmForCausalLM", "glm4": "Glm4ForCausalLM"}
+GATE_UP = "model.layers.{i}.mlp.gate_up_proj.weight"
+
+
+def glm_layout(hf: dict, source: str) -> str:
+    """"transformers" (GlmForCausalLM / Glm4ForCausalLM), "chatglm_original" (ChatGLM2/3, GLM-4-9B
+    as THUDM published them) or "glm_v1" (ChatGLM-6B, GLM-10B)."""
+    model_type = hf.get("model_type")
+    if model_type == "glm4":
+        return "transformers"
+    if model_type == "glm":
+        # GLM-10B's own config also says "glm": it has num_layers and learned block positions.
+        if "num_hidden_layers" not in hf and ("num_layers" in hf or "block_position_encoding" in hf):
+            return "glm_v1"
+        return "transformers"
+    if model_type == "chatglm":
+        if "position_encoding_2d" in hf or "inner_hidden_size" in hf:
+            return "glm_v1"
+        if "multi_query_group_num" in hf or "padded_vocab_size" in hf or "kv_channels" in hf:
+            return "chatglm_original"
+        raise ValueError(f"{source}: unknown GLM variant: model_type 'chatglm' with neither ChatGLM-6B fields "
+                         "(position_encoding_2d, inner_hidden_size) nor ChatGLM2/3/GLM-4 fields "
+                         "(multi_query_group_num, padded_vocab_size, kv_channels)")
+    raise ValueError(f"{source}: unknown GLM variant: model_type {model_type!r}; expected one of {MODEL_TYPES}")
+
+
+def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
+    layout = glm_layout(hf, source)
+    if layout == "glm_v1":
+        from medjax.models import glm_v1
+
+        return glm_v1.config_from_hf(hf, source)
+    if layout == "chatglm_original":
+        from medjax.models import chatglm_original
+
+        return chatglm_original.config_from_hf(hf, source)
+    family = hf["model_type"]
+    act = hf.get("hidden_act", "silu")
+    if act != "silu":
+        raise ValueError(f"{source}: hidden_act={act!r} is not supported ({family} uses silu)")
+    # Defaults below are transformers' GlmConfig / Glm4Config defaults (a GLM-4-9B shape).
+    theta, scaling = rope_from_hf(hf)
+    if scaling is not None:
+        scaling = {k: v for k, v in scaling.items() if k != "partial_rotary_factor"}
+        if scaling.get("rope_type", scaling.get("type")) == "default":
+            scaling = None
+    rope_params = hf.get("rope_parameters") or {}
+    factor = rope_params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 0.5))
+    heads = required(hf, "num_attention_heads", source)
+    return ModelConfig(
+        family=family,
+        vocab_size=required(hf, "vocab_size", source),
+        hidden_size=required(hf, "hidden_size", source),
+        intermediate_size=required(hf, "intermediate_size", source),
+        num_layers=required(hf, "num_hidden_layers", source),
+        num_heads=heads,
+        num_kv_heads=hf.get("num_key_value_heads", 2) or heads,
+        head_dim=hf.get("head_dim", 128),
+        rope_theta=theta,
+        rope_scaling=scaling,
+        partial_rotary_factor=float(factor),
+        rope_interleaved=True,
+        norm_eps=hf.get("rms_norm_eps", 1.5625e-07),
+        tie_embeddings=hf.get("tie_word_embeddings", False),
+        attention_bias=hf.get("attention_bias", True),
+        post_norms=family == "glm4",
+        max_position_embeddings=hf.get("max_position_embeddings", 131072),
+        bos_token_id=hf.get("bos_token_id"),
+        eos_token_id=hf.get("eos_token_id", [151329, 151336, 151338]),
+        pad_token_id=hf.get("pad_token_id", 151329),
+        extra={"model_type": family},
+    )
+
+
+def config_to_hf(cfg: ModelConfig) -> dict:
+    rope = {"rope_theta": cfg.rope_theta, "rope_type": "default", **(cfg.rope_scaling or {}),
+            "partial_rotary_factor": cfg.partial_rotary_factor}
+    return {
+        "architectures": [_ARCHITECTURES[cfg.family]],
+        "model_type": cfg.family,
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_kv_heads,
+        "head_dim": cfg.head_dim,
+        "hidden_act": "silu",
+        "rope_parameters": rope,
+        "rms_norm_eps": cfg.norm_eps,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "attention_bias": cfg.attention_bias,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+        "torch_dtype": cfg.param_dtype,
+    }
+
+
+def weight_table(cfg: ModelConfig):
+    """Every transformers weight except the fused gate_up_proj (see split/fuse below)."""
+    layer = "model.layers.{i}."
+    table = [
+        ("model.embed_tokens.weight", ("embed", "embedding"), COPY),
+        ("model.norm.weight", ("final_norm", "scale"), COPY),
+        (layer + "input_layernorm.weight", ("layers", "attn_norm", "scale"), COPY),
+        (layer + "post_attention_layernorm.weight", ("layers", "mlp_norm", "scale"), COPY),
+        (layer + "mlp.down_proj.weight", ("layers", "mlp", "down", "kernel"), LINEAR),
+    ]
+    if cfg.post_norms:
+        table += [(layer + "post_self_attn_layernorm.weight", ("layers", "post_attn_norm", "scale"), COPY),
+                  (layer + "post_mlp_layernorm.weight", ("layers", "post_mlp_norm", "scale"), COPY)]
+    for ours in ("q", "k", "v", "o"):
+        table.append((layer + f"self_attn.{ours}_proj.weight", ("layers", "attn", ours, "kernel"), LINEAR))
+        if cfg.attention_bias and ours != "o":
+            table.append((layer + f"self_attn.{ours}_proj.bias", ("layers", "attn", ours, "bias"), COPY))
+    if not cfg.tie_embeddings:
+        table.append(("lm_head.weight", ("lm_head", "kernel"), LINEAR))
+    return table
+
+
+def split_gate_up(store, name_fmt: str, cfg: ModelConfig, dtype, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked gate and up kernels [L, D, F] from fused [2F, D] weights (gate rows first)."""
+    gates, ups = [], []
+    expected = (2 * cfg.intermediate_size, cfg.hidden_size)
+    for i in range(cfg.num_layers):
+        name = name_fmt.format(i=i)
+        if name not in store:
+            raise KeyError(f"{source}: missing weight {name!r}")
+        fused = np.asarray(store.get(name))
+        if fused.shape != expected:
+            raise ValueError(f"{source}: weight {name!r} has shape {fused.shape}, expected {expected} "
+                             "(2 x intermediate_size, hidden_size) from config.json")
+        gates.append(fused[: cfg.intermediate_size].T)
+        ups.append(fused[cfg.intermediate_size:].T)
+    return np.stack(gates).astype(dtype), np.stack(ups).astype(dtype)
+
+
+def fuse_gate_up(params: dict, name_fmt: str, num_layers: int) -> dict[str, np.ndarray]:
+    gate, up = np.asarray(params["layers"]["mlp"]["gate"]["kernel"]), np.asarray(params["layers"]["mlp"]["up"]["kernel"])
+    return {name_fmt.format(i=i): np.concatenate([gate[i].T, up[i].T], axis=0) for i in range(num_layers)}
+
+
+def import_params(store, cfg: ModelConfig, shapes: dict, dtype, source: str) -> dict:
+    from medjax.models import chatglm_original
+
+    if chatglm_original.is_original_layout(store):
+        return chatglm_original.import_params(store, cfg, shapes, dtype, source)
+    params = import_table(store, weight_table(cfg), cfg.num_layers, shapes, dtype, source)
+    gate, up = split_gate_up(store, GATE_UP, cfg, dtype, source)
+    params["layers"]["mlp"]["gate"] = {"kernel": gate}
+    params["layers"]["mlp"]["up"] = {"kernel": up}
+    return params
+
+
+def export_params(params: dict, cfg: ModelConfig) -> dict:
+    """Always writes transformers' layout (also for models imported from THUDM's original one)."""
+    return {**export_table(params, weight_table(cfg), cfg.num_layers), **fuse_gate_up(params, GATE_UP, cfg.num_layers)}
+
+
+def build(cfg: ModelConfig, rngs: nnx.Rngs) -> DecoderLM:
+    return DecoderLM(cfg, rngs=rngs)
