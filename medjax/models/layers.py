@@ -29,10 +29,10 @@ class Linear(nnx.Module):
         self.bias = (nnx.Param(jnp.zeros((out_features,), param_dtype), axes=(axes[1],)) if use_bias else None)
 
     def __call__(self, x):
-        y = jnp.einsum("...i,io->...o", x.astype(self.dtype), self.kernel.value.astype(self.dtype),
+        y = jnp.einsum("...i,io->...o", x.astype(self.dtype), self.kernel[...].astype(self.dtype),
                        preferred_element_type=jnp.float32 if self.fp32_output else None)
         if self.bias is not None:
-            y = y + self.bias.value.astype(self.dtype)
+            y = y + self.bias[...].astype(self.dtype)
         return y
 
 
@@ -44,11 +44,11 @@ class Embed(nnx.Module):
                                    axes=("vocab", "embed"))
 
     def __call__(self, tokens_BxT):
-        return jnp.take(self.embedding.value, tokens_BxT, axis=0).astype(self.dtype)
+        return jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.dtype)
 
     def attend(self, x_BxTxD):
         """Tied output head: logits against the embedding matrix, accumulated in fp32."""
-        return jnp.einsum("btd,vd->btv", x_BxTxD, self.embedding.value.astype(self.dtype),
+        return jnp.einsum("btd,vd->btv", x_BxTxD, self.embedding[...].astype(self.dtype),
                           preferred_element_type=jnp.float32)
 
 
@@ -60,7 +60,7 @@ class RMSNorm(nnx.Module):
     def __call__(self, x):
         x32 = x.astype(jnp.float32)
         x32 = x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), axis=-1, keepdims=True) + self.eps)
-        return self.scale.value.astype(self.dtype) * x32.astype(self.dtype)
+        return self.scale[...].astype(self.dtype) * x32.astype(self.dtype)
 
 
 # -- rotary position embeddings -----------------------------------------------------------------
