@@ -133,7 +133,8 @@ class TrainIterator:
             pieces = fit_to_length(doc, self.seq_len, self.truncation)
             if len(pieces) != 1 or len(pieces[0]) != len(doc):
                 self.counts["records_truncated" if pieces else "records_dropped"] += 1
-            self.queue = [((source, index, p), piece) for p, piece in enumerate(pieces)]
+            self.queue = [((source, index, p), piece) for p, piece in enumerate(pieces) if _has_loss(piece)]
+            self.counts["pieces_without_loss_skipped"] += len(pieces) - len(self.queue)
             misses += 1
             if misses > 10 * sum(self.sampler.sizes) + 100:
                 raise DataError(f"every record is dropped by truncation={self.truncation!r} at "
@@ -178,16 +179,23 @@ class TrainIterator:
             raise DataError(f"data iterator state was saved for sources {state['sources']} with "
                             f"{state['sizes']} records; this config has {names} with {self.sampler.sizes}")
         self.sampler.set_state(state["sampler"])
-        self.packer.buffer = [self._piece(k) for k in state["buffer"]]
-        self.queue = [self._piece(k) for k in state["queue"]]
+        pieces: dict[tuple[int, int], list[Document]] = {}  # a split record is encoded once
+        self.packer.buffer = [self._piece(k, pieces) for k in state["buffer"]]
+        self.queue = [self._piece(k, pieces) for k in state["queue"]]
         self.tokens = list(state["tokens"])
         self.counts.clear()
         self.counts.update(state["counts"])
 
-    def _piece(self, key) -> tuple[tuple, Document]:
+    def _piece(self, key, cache: dict) -> tuple[tuple, Document]:
         source, index, piece = key
-        pieces = fit_to_length(self._encode(source, index), self.seq_len, self.truncation)
-        return (source, index, piece), pieces[piece]
+        if (source, index) not in cache:
+            cache[source, index] = fit_to_length(self._encode(source, index), self.seq_len, self.truncation)
+        return (source, index, piece), cache[source, index][piece]
+
+
+def _has_loss(doc: Document) -> bool:
+    """A piece whose responses were all cut off (a long prompt) would only waste a row."""
+    return bool(doc.trained[1:].any())
 
 
 def _load_all(specs: list[SourceSpec], cfg, kind: str, counts: collections.Counter) -> list[list[Record]]:
@@ -228,7 +236,8 @@ def build_eval_batches(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, bat
     else:
         policy = _truncation(cfg, kind)
         docs = (piece for r in records
-                for piece in fit_to_length(encode_record(r, kind, tokenizer, options), seq_len, policy))
+                for piece in fit_to_length(encode_record(r, kind, tokenizer, options), seq_len, policy)
+                if _has_loss(piece))
         rows = list(pack_documents(docs, seq_len, int(cfg.pack_buffer), pad_id))
     batches = []
     for start in range(0, len(rows), batch_size):
