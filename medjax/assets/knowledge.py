@@ -65,7 +65,7 @@ CONDITIONS: tuple[Condition, ...] = (
         symptoms=("readings above 140/90 mmHg on several visits", "an occasional morning "
                   "headache", "no chest pain or breathlessness"),
         test="repeated blood pressure measurement, ideally with home or ambulatory monitoring",
-        treatment="lifestyle change together with an ACE inhibitor such as ramipril",
+        treatment="lifestyle change with an ACE inhibitor or a calcium channel blocker",
         ages=(40, 75)),
     Condition(
         name="stable angina", system="cardiovascular",
