@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from medjax.assets import DEFAULT_DIR, default_paths
 from medjax.assets import knowledge
+from medjax.assets.distractors import content_words, pick_distractors
 from medjax.data.tokenizer import load_tokenizer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -68,6 +70,18 @@ def test_knowledge_base_is_valid_and_errors_name_the_condition():
         knowledge.validate([bad])
     with pytest.raises(ValueError, match="appears twice"):
         knowledge.validate([knowledge.CONDITIONS[0], knowledge.CONDITIONS[0]])
+
+
+def test_distractors_never_share_a_drug_or_a_meaningful_word():
+    pneumonia = BY_NAME["community-acquired pneumonia"]
+    wrong = pick_distractors(pneumonia, knowledge.CONDITIONS, "treatment", 3, random.Random(0),
+                             same_system=False)
+    assert not any(re.search(r"antibiotic|cillin|doxycycline|nitrofurantoin", w.treatment)
+                   for w in wrong)
+    assert "antibacterial" in content_words("penicillin V") & content_words("amoxicillin")
+    with pytest.raises(ValueError, match="only 0 safe distractors for 'asthma'"):
+        pick_distractors(BY_NAME["asthma"], [BY_NAME["asthma"]], "name", 1, random.Random(0),
+                         same_system=True)
 
 
 # -- continued-pretraining text -----------------------------------------------------------------
