@@ -120,8 +120,9 @@ def test_sft_records_are_sharegpt(key):
         assert roles and roles == ["human", "gpt"] * (len(roles) // 2), (key, i, roles)
         for t in r["conversations"]:
             assert set(t) == {"from", "value"} and t["value"].strip() == t["value"] != ""
-    assert any(len(r["conversations"]) > 3 for r in records if
-               r["conversations"][0]["from"] == "human"), "no multi-turn dialogue"
+    if key == "sft_train":
+        assert any(len(r["conversations"]) > 3 for r in records if
+                   r["conversations"][0]["from"] == "human"), "no multi-turn dialogue"
 
 
 def test_sft_has_system_turns_and_no_train_eval_overlap():
@@ -129,6 +130,25 @@ def test_sft_has_system_turns_and_no_train_eval_overlap():
     assert any(r["conversations"][0]["from"] == "system" for r in train)
     as_text = lambda rs: {json.dumps(r, sort_keys=True) for r in rs}  # noqa: E731
     assert not as_text(train) & as_text(held_out)
+
+
+def test_sft_multiple_choice_answers_are_right():
+    records = _jsonl(default_paths()["sft_train"]) + _jsonl(default_paths()["sft_eval"])
+    asked = 0
+    for r in records:
+        for q, a in zip(r["conversations"], r["conversations"][1:]):
+            m = re.match(r"Which of the following is the (key test|first-line treatment) for "
+                         r"(.+)\?\n", q["value"])
+            if q["from"] != "human" or not m:
+                continue
+            asked += 1
+            c = BY_NAME[m.group(2)]
+            fact = c.test if m.group(1) == "key test" else c.treatment
+            options = dict(line.split(". ", 1) for line in q["value"].splitlines()[1:])
+            assert list(options) == ["A", "B", "C", "D"]
+            letter = a["value"].split(". ", 1)[0]
+            assert options[letter].lower() == fact.lower(), q["value"]
+    assert asked >= 50
 
 
 # -- preference pairs ---------------------------------------------------------------------------

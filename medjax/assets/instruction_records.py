@@ -1,13 +1,15 @@
 """Instruction-tuning records in ShareGPT format, rendered from the knowledge base.
 
-Every condition gets five single-turn questions (definition, symptoms, test, treatment and a
-short case vignette); a share of conditions also gets a two-turn dialogue, and a share of all
-records opens with a system turn, so templates that handle system prompts are exercised.
+Every condition gets six single-turn questions (definition, symptoms, test, treatment, a short
+case vignette and a four-option multiple-choice question); a share of conditions also gets a
+two-turn dialogue, and a share of all records opens with a system turn, so templates that
+handle system prompts are exercised.
 """
 from __future__ import annotations
 
 import random
 
+from medjax.assets.distractors import pick_distractors
 from medjax.assets.knowledge import BODY_SYSTEMS, Condition
 from medjax.assets.patients import draw_patient
 from medjax.assets.phrasing import (capitalize, definition_sentence, join_phrases,
@@ -26,7 +28,7 @@ def render_sft(conditions, rng: random.Random) -> list[dict]:
     records = []
     for c in conditions:
         turns = [definition_qa(c, rng), symptoms_qa(c, rng), test_qa(c, rng),
-                 treatment_qa(c, rng), vignette_qa(c, rng)]
+                 treatment_qa(c, rng), vignette_qa(c, rng), multiple_choice_qa(c, conditions, rng)]
         records.extend([qa] for qa in turns)
         if rng.random() < MULTI_TURN_SHARE:
             records.append([definition_qa(c, rng), _follow_up(c, rng)])
@@ -70,6 +72,21 @@ def vignette_qa(c: Condition, rng: random.Random) -> tuple[str, str]:
     answer = (f"The most likely diagnosis is {c.name}, {c.definition}. "
               f"{test_sentence(c, rng)}")
     return question, answer
+
+
+def multiple_choice_qa(c: Condition, conditions, rng: random.Random) -> tuple[str, str]:
+    """Asks for the treatment (or, for half of the conditions with a key test, the test)
+    among three clearly wrong options from other body systems."""
+    field = "test" if not c.is_clinical_diagnosis and rng.random() < 0.5 else "treatment"
+    wrong = pick_distractors(c, conditions, field, 3, rng, same_system=False)
+    options = [getattr(c, field), *(getattr(w, field) for w in wrong)]
+    rng.shuffle(options)
+    letters = "ABCD"
+    right = letters[options.index(getattr(c, field))]
+    ask = (f"Which of the following is the key test for {c.name}?" if field == "test"
+           else f"Which of the following is the first-line treatment for {c.name}?")
+    listed = "\n".join(f"{letter}. {capitalize(text)}" for letter, text in zip(letters, options))
+    return f"{ask}\n{listed}", f"{right}. {capitalize(getattr(c, field))}"
 
 
 def _follow_up(c: Condition, rng: random.Random) -> tuple[str, str]:
