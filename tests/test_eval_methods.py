@@ -5,6 +5,7 @@ its logits are chosen by the test: a model whose behaviour we script lets us che
 voting and choosing of each method exactly.
 """
 import json
+import os
 
 import numpy as np
 import pytest
@@ -154,3 +155,16 @@ def test_unknown_method_and_bad_shots(tmp_path):
         evaluate(lm, "medqa,nope", data_dir)
     with pytest.raises(FileNotFoundError, match="split 'dev'"):  # shots come from a dev split that is missing
         evaluate(lm, "medqa", data_dir, shots=1, progress=lambda _: None)
+
+
+def test_few_shot_prompts_use_the_same_dev_examples(tmp_path):
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "benchmarks")
+    lm = ScriptedLM(bonus=lambda text: {})
+    report = evaluate(lm, "mmlu_medical", shared, shots=2, limit=3, output=str(tmp_path / "r.json"),
+                      progress=lambda _: None)
+    result = report["tasks"]["mmlu_medical"]
+    assert result["split"] == "val" and any("/dev/" in f for f in result["files"])
+    prompts = [json.loads(line)["prompt"] for line in open(tmp_path / "r.predictions.jsonl")]
+    shot_blocks = [p.split("\n\n")[1:3] for p in prompts]
+    assert all(blocks == shot_blocks[0] for blocks in shot_blocks)
+    assert all(block.startswith("Question: ") and "\nAnswer: " in block for block in shot_blocks[0])
