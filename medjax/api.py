@@ -60,6 +60,9 @@ class LM:
                  top_k: int = 0, seed: int = 0, eos_id=None) -> list[list[int]]:
         """New token ids per prompt (a list of id lists, or one [B, T] array without padding)."""
         prompts = [[int(t) for t in row] for row in (ids.tolist() if hasattr(ids, "tolist") else ids)]
+        prepare = getattr(self.model, "generation_prompt", None)  # GLM v1: appends [gMASK] <sop> when missing
+        if prepare is not None:
+            prompts = [prepare(p) for p in prompts]
         if eos_id is None:
             eos_id = self.config.eos_token_id
             if eos_id is None and self.tokenizer is not None:

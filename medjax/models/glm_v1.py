@@ -1,0 +1,482 @@
+"""GLM v1: the network of GLM-10B (AntGLM-Med's base) and ChatGLM-6B (DoctorGLM, ChatGLM-Med, BianQue).
+
+GLM (Du et al. 2022, "GLM: General Language Model Pretraining with Autoregressive Blank Infilling")
+reads a row as Part A (context, with [MASK]/[sMASK]/[gMASK] blanks) followed by Part B (each blank's
+span, opened by <sop>). Part A attends bidirectionally to itself; Part B attends to Part A and
+causally to Part B. Every token has two positions: its position in Part A (a Part B token takes the
+position of its blank) and its block position (0 in Part A, 1, 2, ... from <sop> on).
+
+Two flavours (`config.extra["flavour"]`):
+  chatglm  ChatGLM-6B: 2D rotary (first half of each head rotated by the position, second half by the
+           block position; rotate-half pairs), LayerNorm, tanh-GeLU MLP, biases everywhere, residuals
+           that add the *normalised* input scaled by alpha = sqrt(2 x num_layers), untied lm_head.
+  glm      GLM-10B: learned position + block position embeddings added to the token embedding,
+           pre-LN residuals, erf-GeLU MLP, output head tied to the token embedding.
+
+The model derives positions and the prefix mask from the token ids, per packed segment, the way the
+original code does for one blank: Part A = the tokens before the first <sop>; the i-th <sop> opens
+the span of the i-th blank token of Part A. With a KV cache, the first call (cache index 0) is the
+prompt and later calls continue the last span (or, when the prompt had no <sop>, continue the
+context causally).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from medjax.models.config import ModelConfig
+from medjax.models.layers import Embed, Linear, apply_rope, dot_product_attention, rope_inv_freq
+from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
+from medjax.parallel.rules import constrain
+
+MODEL_TYPES = ()  # "chatglm" and GLM-10B's "glm" are routed here by models/glm.py:glm_layout
+FLAVOURS = ("chatglm", "glm")
+SPECIAL_KEYS = ("mask_token_id", "smask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id")
+_NONE = -1  # an id that never occurs: stands for an absent special token
+
+
+# -- config ---------------------------------------------------------------------------------------
+
+def _required(hf: dict, key: str, source: str, why: str):
+    if hf.get(key) is None:
+        raise KeyError(f"{source}: config.json lacks required field {key!r} ({why})")
+    return hf[key]
+
+
+def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
+    flavour = "chatglm" if hf.get("model_type") == "chatglm" else "glm"
+    why = "ChatGLM-6B layout" if flavour == "chatglm" else "GLM-10B layout"
+    need = lambda key: _required(hf, key, source, why)  # noqa: E731
+    hidden, heads, layers = need("hidden_size"), need("num_attention_heads"), need("num_layers")
+    if flavour == "chatglm":
+        if not hf.get("position_encoding_2d", True):
+            raise ValueError(f"{source}: position_encoding_2d=false is not supported (ChatGLM-6B uses 2D rotary)")
+        for key in ("pre_seq_len", "quantization_bit"):
+            if hf.get(key):
+                raise ValueError(f"{source}: {key}={hf[key]!r} is not supported (P-tuning prefixes / quantised "
+                                 "weights: load the plain checkpoint)")
+        special = {"mask_token_id": need("mask_token_id"), "gmask_token_id": need("gmask_token_id"),
+                   "smask_token_id": hf.get("smask_token_id"), "sop_token_id": need("bos_token_id"),
+                   "eop_token_id": need("eos_token_id")}
+        inner, tie, activation = need("inner_hidden_size"), False, "gelu_tanh"
+    else:
+        if not hf.get("block_position_encoding", False):
+            raise ValueError(f"{source}: block_position_encoding must be true (GLM-10B uses 2D position embeddings)")
+        if hf.get("relative_encoding"):
+            raise ValueError(f"{source}: relative_encoding=true is not supported")
+        if float(hf.get("attention_scale", 1.0)) != 1.0:
+            raise ValueError(f"{source}: attention_scale={hf['attention_scale']!r} is not supported (expected 1.0)")
+        why = "GLM-10B layout: copy the id from the GLM tokenizer into config.json"
+        special = {k: _required(hf, k, source, why) for k in SPECIAL_KEYS if k != "smask_token_id"}
+        special["smask_token_id"] = hf.get("smask_token_id")
+        inner, tie, activation = 4 * hidden, True, "gelu"
+    return ModelConfig(
+        family="glm_v1",
+        vocab_size=need("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=inner,
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=heads,
+        norm_eps=hf.get("layernorm_epsilon", 1e-5),
+        tie_embeddings=tie,
+        attention_bias=True,
+        max_position_embeddings=need("max_sequence_length"),
+        bos_token_id=special["sop_token_id"],
+        eos_token_id=special["eop_token_id"],
+        pad_token_id=hf.get("pad_token_id"),
+        extra={"model_type": hf["model_type"], "flavour": flavour, "activation": activation, **special},
+    )
+
+
+def check_config(cfg: ModelConfig) -> None:
+    flavour = cfg.extra.get("flavour")
+    if flavour not in FLAVOURS:
+        raise ValueError(f"unknown GLM variant: extra['flavour']={flavour!r}; expected one of {FLAVOURS}")
+    for key in ("mask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id", "activation"):
+        if cfg.extra.get(key) is None:
+            raise KeyError(f"GLM v1 config lacks extra[{key!r}]")
+
+
+def config_to_hf(cfg: ModelConfig) -> dict:
+    e = cfg.extra
+    common = {"vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
+              "num_attention_heads": cfg.num_heads, "layernorm_epsilon": cfg.norm_eps,
+              "max_sequence_length": cfg.max_position_embeddings, "pad_token_id": cfg.pad_token_id,
+              "mask_token_id": e["mask_token_id"], "gmask_token_id": e["gmask_token_id"],
+              "torch_dtype": cfg.param_dtype}
+    if e.get("smask_token_id") is not None:
+        common["smask_token_id"] = e["smask_token_id"]
+    if e["flavour"] == "chatglm":
+        return {**common, "architectures": ["ChatGLMModel"], "model_type": "chatglm",
+                "inner_hidden_size": cfg.intermediate_size, "position_encoding_2d": True,
+                "bos_token_id": e["sop_token_id"], "eos_token_id": e["eop_token_id"]}
+    return {**common, "architectures": ["GLMModel"], "model_type": "glm", "block_position_encoding": True,
+            "relative_encoding": False, "attention_scale": 1.0, "output_predict": True,
+            "sop_token_id": e["sop_token_id"], "eop_token_id": e["eop_token_id"]}
+
+
+# -- positions and the prefix mask from token ids -------------------------------------------------
+
+def _segment_cumsum(x_BxT, starts_BxT):
+    """Running sum of x that restarts at every segment start."""
+    total = jnp.cumsum(x_BxT, axis=1)
+    idx = jnp.arange(x_BxT.shape[1])
+    start_idx = jax.lax.cummax(jnp.where(starts_BxT, idx, 0), axis=1)
+    before = jnp.take_along_axis(total - x_BxT, start_idx, axis=1)
+    return total - before
+
+
+def glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, special: dict):
+    """(position, block position, is Part A) for every token; see the module docstring."""
+    b, t = tokens_BxT.shape
+    idx_T = jnp.arange(t)
+    starts = jnp.concatenate([jnp.ones((b, 1), bool), segment_ids_BxT[:, 1:] != segment_ids_BxT[:, :-1]], axis=1)
+    real = segment_ids_BxT != 0
+    is_sop = (tokens_BxT == special["sop"]) & real
+    span_BxT = _segment_cumsum(is_sop.astype(jnp.int32), starts)  # 0 in Part A, then 1, 2, ...
+    part_a = (span_BxT == 0) & real
+    is_blank = jnp.isin(tokens_BxT, jnp.asarray(special["masks"], jnp.int32)) & part_a
+    # the blank that span s of a segment fills is the s-th blank of that segment, in row order
+    blanks_before_segment = jnp.take_along_axis(
+        jnp.cumsum(is_blank, axis=1) - is_blank, jax.lax.cummax(jnp.where(starts, idx_T, 0), axis=1), axis=1)
+    blank_rank = jnp.where(is_blank, jnp.cumsum(is_blank, axis=1), 0)  # 1-based rank in the row
+    slot_of_rank = jnp.zeros((b, t + 1), jnp.int32).at[jnp.arange(b)[:, None], blank_rank].set(
+        jnp.broadcast_to(idx_T, (b, t)).astype(jnp.int32))
+    wanted = jnp.clip(blanks_before_segment + span_BxT, 0, t)
+    blank_slot = jnp.take_along_axis(slot_of_rank, wanted, axis=1)
+    found = (jnp.take_along_axis(blank_rank, blank_slot, axis=1) == wanted) & (
+        jnp.take_along_axis(segment_ids_BxT, blank_slot, axis=1) == segment_ids_BxT)
+    # no matching blank: the span sits right after Part A (its length), as a plain continuation would
+    part_a_len = _segment_cumsum(part_a.astype(jnp.int32), starts)
+    span_pos = jnp.where(found, jnp.take_along_axis(positions_BxT, blank_slot, axis=1), part_a_len)
+    last_sop = jax.lax.cummax(jnp.where(is_sop, idx_T, -1), axis=1)
+    position = jnp.where(part_a | ~real, positions_BxT, span_pos)
+    block = jnp.where(part_a | ~real, 0, idx_T - last_sop + 1)
+    return position.astype(jnp.int32), block.astype(jnp.int32), part_a
+
+
+def positions_from_segments(segment_ids_BxT):
+    starts = jnp.concatenate([jnp.ones_like(segment_ids_BxT[:, :1], bool),
+                              segment_ids_BxT[:, 1:] != segment_ids_BxT[:, :-1]], axis=1)
+    return _segment_cumsum(jnp.ones_like(segment_ids_BxT), starts) - 1
+
+
+def prefix_lm_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S, kv_prefix_BxS):
+    """Same segment, and either an earlier slot or a Part A key. Returns bool [B, 1, T, S]."""
+    visible = (kv_slot_S[None, None, :] <= q_slot_T[None, :, None]) | kv_prefix_BxS[:, None, :]
+    same = q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :]
+    return (visible & same)[:, None]
+
+
+# -- layers ---------------------------------------------------------------------------------------
+
+class LayerNorm(nnx.Module):
+    def __init__(self, features: int, *, eps: float, dtype, param_dtype):
+        self.eps, self.dtype = eps, dtype
+        self.scale = nnx.Param(jnp.ones((features,), param_dtype), axes=("norm",))
+        self.bias = nnx.Param(jnp.zeros((features,), param_dtype), axes=("norm",))
+
+    def __call__(self, x):
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        return (y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)).astype(self.dtype)
+
+
+class PositionTable(nnx.Module):
+    """Learned (block) position embeddings of GLM-10B: rows are positions, never sharded."""
+
+    def __init__(self, rows: int, features: int, *, dtype, param_dtype, rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.embedding = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(), (rows, features), param_dtype),
+                                   axes=(None, "embed"))
+
+    def __call__(self, positions_BxT):
+        return jnp.take(self.embedding[...], positions_BxT, axis=0, mode="clip").astype(self.dtype)
+
+
+_ACTIVATIONS = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+                "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        d, hd, h = cfg.hidden_size, cfg.head_dim, cfg.num_heads
+        kw = dict(use_bias=True, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+        self.num_heads, self.head_dim = h, hd
+        self.q = Linear(d, h * hd, axes=("embed", "q_heads"), **kw)
+        self.k = Linear(d, h * hd, axes=("embed", "kv_heads"), **kw)
+        self.v = Linear(d, h * hd, axes=("embed", "kv_heads"), **kw)
+        self.o = Linear(h * hd, d, axes=("q_heads", "embed"), **kw)
+
+    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None):
+        b, t, _ = x_BxTxD.shape
+        shape = (b, t, self.num_heads, self.head_dim)
+        q_BxTxHxE, k_BxTxHxE, v_BxTxHxE = (self.q(x_BxTxD).reshape(shape), self.k(x_BxTxD).reshape(shape),
+                                           self.v(x_BxTxD).reshape(shape))
+        if rope is not None:  # ChatGLM-6B: the position turns the first half, the block position the second
+            (cos_p, sin_p), (cos_b, sin_b) = rope
+            half = self.head_dim // 2
+
+            def turn(x):
+                return jnp.concatenate([apply_rope(x[..., :half], cos_p, sin_p, False),
+                                        apply_rope(x[..., half:], cos_b, sin_b, False)], axis=-1)
+
+            q_BxTxHxE, k_BxTxHxE = turn(q_BxTxHxE), turn(k_BxTxHxE)
+        if kv_cache is not None:
+            k_cache, v_cache = kv_cache
+            k_BxTxHxE = jax.lax.dynamic_update_slice_in_dim(k_cache, k_BxTxHxE.astype(k_cache.dtype), cache_index, 1)
+            v_BxTxHxE = jax.lax.dynamic_update_slice_in_dim(v_cache, v_BxTxHxE.astype(v_cache.dtype), cache_index, 1)
+            kv_cache = (k_BxTxHxE, v_BxTxHxE)
+        out = dot_product_attention(q_BxTxHxE, k_BxTxHxE.astype(q_BxTxHxE.dtype), v_BxTxHxE.astype(q_BxTxHxE.dtype),
+                                    mask)
+        return self.o(out.reshape(b, t, -1)), kv_cache
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        kw = dict(use_bias=True, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+        self.up = Linear(cfg.hidden_size, cfg.intermediate_size, axes=("embed", "mlp"), **kw)
+        self.down = Linear(cfg.intermediate_size, cfg.hidden_size, axes=("mlp", "embed"), **kw)
+        self.activation = cfg.extra["activation"]
+
+    def __call__(self, x_BxTxD):
+        h_BxTxF = constrain(_ACTIVATIONS[self.activation](self.up(x_BxTxD)), ("batch", "seq", "act_mlp"))
+        return self.down(h_BxTxF)
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        norm = dict(eps=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+        self.attn_norm = LayerNorm(cfg.hidden_size, **norm)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.mlp_norm = LayerNorm(cfg.hidden_size, **norm)
+        self.mlp = MLP(cfg, rngs=rngs)
+        # ChatGLM-6B's residual carries the normalised input, scaled (its "DeepNorm"-style alpha)
+        self.alpha = math.sqrt(2 * cfg.num_layers) if cfg.extra["flavour"] == "chatglm" else None
+
+    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None):
+        h = self.attn_norm(x_BxTxD)
+        a, kv_cache = self.attn(h, rope, mask, kv_cache, cache_index)
+        x_BxTxD = h * self.alpha + a if self.alpha else x_BxTxD + a
+        h = self.mlp_norm(x_BxTxD)
+        x_BxTxD = h * self.alpha + self.mlp(h) if self.alpha else x_BxTxD + self.mlp(h)
+        return constrain(x_BxTxD, ("batch", "seq", "act_embed")), kv_cache
+
+
+def _rope_tables(positions_BxT, dim: int):
+    """cos/sin [B, T, dim // 2]. ChatGLM-6B builds its table in fp16 (inv_freq, angles and cos/sin);
+    we round the same way so the published weights see the angles they were trained with."""
+    half = jnp.float16
+    inv = rope_inv_freq(dim, 10000.0, None).astype(half)
+    angles = (positions_BxT.astype(half)[..., None] * inv).astype(half)
+    return (jnp.cos(angles.astype(jnp.float32)).astype(half).astype(jnp.float32),
+            jnp.sin(angles.astype(jnp.float32)).astype(half).astype(jnp.float32))
+
+
+class GLMv1LM(nnx.Module):
+    """Token ids -> logits with the call signature of DecoderLM (see the module docstring)."""
+
+    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        check_config(cfg)
+        self.config = cfg
+        kw = dict(dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+        self.embed = Embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs, **kw)
+        self.learned_positions = cfg.extra["flavour"] == "glm"
+        if self.learned_positions:  # GLM-10B keeps max_sequence_length + 1 rows
+            rows = cfg.max_position_embeddings + 1
+            self.position_embed = PositionTable(rows, cfg.hidden_size, rngs=rngs, **kw)
+            self.block_position_embed = PositionTable(rows, cfg.hidden_size, rngs=rngs, **kw)
+
+        @nnx.split_rngs(splits=cfg.num_layers)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def make(rngs):
+            return Block(cfg, rngs=rngs)
+
+        self.layers = make(rngs)
+        self.final_norm = LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, **kw)
+        if not cfg.tie_embeddings:
+            self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, axes=("embed", "vocab"), fp32_output=True,
+                                  rngs=rngs, **kw)
+
+    @property
+    def special(self) -> dict:
+        e = self.config.extra
+        masks = [e[k] for k in ("mask_token_id", "smask_token_id", "gmask_token_id") if e.get(k) is not None]
+        return {"sop": e["sop_token_id"], "masks": masks}
+
+    def generation_prompt(self, ids: list[int]) -> list[int]:
+        """The [gMASK] <sop> protocol: a prompt without <sop> gets `[gMASK] <sop>` appended."""
+        e = self.config.extra
+        return list(ids) if e["sop_token_id"] in ids else list(ids) + [e["gmask_token_id"], e["sop_token_id"]]
+
+    def init_cache(self, batch: int, max_len: int) -> dict:
+        cfg = self.config
+        shape = (cfg.num_layers, batch, max_len, cfg.num_heads, cfg.head_dim)
+        zeros_b = jnp.zeros((batch,), jnp.int32)
+        return dict(k=jnp.zeros(shape, cfg.compute_dtype), v=jnp.zeros(shape, cfg.compute_dtype),
+                    segment_ids=jnp.zeros((batch, max_len), jnp.int32), prefix=jnp.zeros((batch, max_len), bool),
+                    next_position=zeros_b, next_block=zeros_b, index=jnp.zeros((), jnp.int32))
+
+    def _positions(self, tokens_BxT, positions_BxT, segment_ids_BxT, cache):
+        if positions_BxT is not None and positions_BxT.ndim == 3:  # explicit [B, 2, T] 2D positions
+            position, block = positions_BxT[:, 0], positions_BxT[:, 1]
+            return position, block, (block == 0) & (segment_ids_BxT != 0)
+        if positions_BxT is None:
+            positions_BxT = positions_from_segments(segment_ids_BxT)
+        position, block, part_a = glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, self.special)
+        if cache is None:
+            return position, block, part_a
+        # after the prompt, new tokens continue where the prompt's last token left off
+        t = tokens_BxT.shape[1]
+        steps_T = jnp.arange(t)
+        cont_block = jnp.where(cache["next_block"][:, None] > 0, cache["next_block"][:, None] + steps_T, 0)
+        cont_position = jnp.where(cache["next_block"][:, None] > 0, cache["next_position"][:, None],
+                                  cache["next_position"][:, None] + steps_T)
+        first = cache["index"] == 0
+        return (jnp.where(first, position, cont_position), jnp.where(first, block, cont_block),
+                part_a & first)
+
+    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None, inputs_embeds_BxTxD=None):
+        """Logits [B, T, V] in fp32, or (logits, cache) with a cache. positions: None (derived), [B, T]
+        positions restarting per segment (blank positions are taken from them) or explicit [B, 2, T]."""
+        cfg = self.config
+        b, t = tokens_BxT.shape
+        if segment_ids_BxT is None:
+            segment_ids_BxT = jnp.ones((b, t), jnp.int32)
+        position, block, part_a = self._positions(tokens_BxT, positions_BxT, segment_ids_BxT, cache)
+        x_BxTxD = self.embed(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
+        x_BxTxD = x_BxTxD.astype(cfg.compute_dtype)
+        rope = None
+        if self.learned_positions:
+            x_BxTxD = x_BxTxD + self.position_embed(position) + self.block_position_embed(block)
+        else:
+            rope = (_rope_tables(position, cfg.head_dim // 2), _rope_tables(block, cfg.head_dim // 2))
+        x_BxTxD = constrain(x_BxTxD, ("batch", "seq", "act_embed"))
+
+        if cache is None:
+            slots_T = jnp.arange(t)
+            mask = prefix_lm_mask(segment_ids_BxT, segment_ids_BxT, slots_T, slots_T, part_a)
+            kv_xs, index = None, None
+        else:
+            index = cache["index"]
+            kv_segments = jax.lax.dynamic_update_slice_in_dim(cache["segment_ids"], segment_ids_BxT, index, 1)
+            kv_prefix = jax.lax.dynamic_update_slice_in_dim(cache["prefix"], part_a, index, 1)
+            mask = prefix_lm_mask(segment_ids_BxT, kv_segments, index + jnp.arange(t),
+                                  jnp.arange(kv_segments.shape[1]), kv_prefix)
+            kv_xs = (cache["k"], cache["v"])
+
+        graphdef, layer_state = nnx.split(self.layers)
+
+        def body(x, xs):
+            state, kv = xs
+            return nnx.merge(graphdef, state)(x, rope, mask, kv, index)
+
+        if cfg.remat != "none":
+            from medjax.models.decoder import _REMAT_POLICIES
+
+            body = jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
+        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs))
+        x_BxTxD = self.final_norm(x_BxTxD)
+        logits = self.embed.attend(x_BxTxD) if cfg.tie_embeddings else self.lm_head(x_BxTxD).astype(jnp.float32)
+        logits = constrain(logits, ("batch", "seq", "act_vocab"))
+        if cache is None:
+            return logits
+        last_block, last_position = block[:, -1], position[:, -1]
+        new_cache = dict(k=new_kv[0], v=new_kv[1], segment_ids=kv_segments, prefix=kv_prefix,
+                         next_position=jnp.where(last_block > 0, last_position, last_position + 1),
+                         next_block=jnp.where(last_block > 0, last_block + 1, 0), index=index + t)
+        return logits, new_cache
+
+
+def build(cfg: ModelConfig, rngs: nnx.Rngs) -> GLMv1LM:
+    return GLMv1LM(cfg, rngs=rngs)
+
+
+# -- checkpoint layouts ---------------------------------------------------------------------------
+
+def _layout(cfg: ModelConfig) -> tuple[str, str]:
+    """(prefix of the transformer stack, prefix of the layers) in the original checkpoints."""
+    return ("transformer.", "transformer.layers.{i}.") if cfg.extra["flavour"] == "chatglm" else (
+        "glm.transformer.", "glm.transformer.layers.{i}.")
+
+
+def weight_table(cfg: ModelConfig):
+    """Every weight except the fused query_key_value (see _qkv_order)."""
+    stack, layer = _layout(cfg)
+    table = [
+        ("transformer.word_embeddings.weight" if cfg.extra["flavour"] == "chatglm" else "glm.word_embeddings.weight",
+         ("embed", "embedding"), COPY),
+    ]
+    for kind, ours in (("weight", "scale"), ("bias", "bias")):
+        table += [(stack + f"final_layernorm.{kind}", ("final_norm", ours), COPY),
+                  (layer + f"input_layernorm.{kind}", ("layers", "attn_norm", ours), COPY),
+                  (layer + f"post_attention_layernorm.{kind}", ("layers", "mlp_norm", ours), COPY)]
+    for theirs, path in (("attention.dense", ("attn", "o")), ("mlp.dense_h_to_4h", ("mlp", "up")),
+                         ("mlp.dense_4h_to_h", ("mlp", "down"))):
+        table += [(layer + theirs + ".weight", ("layers", *path, "kernel"), LINEAR),
+                  (layer + theirs + ".bias", ("layers", *path, "bias"), COPY)]
+    if cfg.extra["flavour"] == "glm":
+        table += [(stack + "position_embeddings.weight", ("position_embed", "embedding"), COPY),
+                  (stack + "block_position_embeddings.weight", ("block_position_embed", "embedding"), COPY)]
+    else:
+        table.append(("lm_head.weight", ("lm_head", "kernel"), LINEAR))
+    return table
+
+
+def _qkv_order(cfg: ModelConfig, fused: np.ndarray) -> np.ndarray:
+    """[3 * H * E, ...] -> [3, H * E, ...]. ChatGLM-6B interleaves per head (q_h, k_h, v_h);
+    GLM-10B stacks all of q, then k, then v."""
+    h, e = cfg.num_heads, cfg.head_dim
+    if cfg.extra["flavour"] == "chatglm":
+        return np.swapaxes(fused.reshape(h, 3, e, *fused.shape[1:]), 0, 1).reshape(3, h * e, *fused.shape[1:])
+    return fused.reshape(3, h * e, *fused.shape[1:])
+
+
+def _qkv_fuse(cfg: ModelConfig, parts: np.ndarray) -> np.ndarray:
+    h, e = cfg.num_heads, cfg.head_dim
+    if cfg.extra["flavour"] == "chatglm":
+        return np.swapaxes(parts.reshape(3, h, e, *parts.shape[2:]), 0, 1).reshape(3 * h * e, *parts.shape[2:])
+    return parts.reshape(3 * h * e, *parts.shape[2:])
+
+
+def import_params(store, cfg: ModelConfig, shapes: dict, dtype, source: str) -> dict:
+    check_config(cfg)
+    params = import_table(store, weight_table(cfg), cfg.num_layers, shapes, dtype, source)
+    _, layer = _layout(cfg)
+    d = cfg.hidden_size
+    kernels, biases = [], []
+    for i in range(cfg.num_layers):
+        for kind, expected, out in (("weight", (3 * d, d), kernels), ("bias", (3 * d,), biases)):
+            name = layer.format(i=i) + f"attention.query_key_value.{kind}"
+            if name not in store:
+                raise KeyError(f"{source}: missing weight {name!r}")
+            arr = np.asarray(store.get(name))
+            if arr.shape != expected:
+                raise ValueError(f"{source}: weight {name!r} has shape {arr.shape}, expected {expected} "
+                                 "(3 x hidden_size, ...) from config.json")
+            out.append(_qkv_order(cfg, arr))
+    kernels, biases = np.stack(kernels), np.stack(biases)  # [L, 3, H*E, D], [L, 3, H*E]
+    for j, role in enumerate("qkv"):
+        params["layers"]["attn"][role] = {"kernel": np.swapaxes(kernels[:, j], 1, 2).astype(dtype),
+                                          "bias": biases[:, j].astype(dtype)}
+    return params
+
+
+def export_params(params: dict, cfg: ModelConfig) -> dict:
+    """Writes the original layout back (there is no transformers class for GLM v1)."""
+    out = export_table(params, weight_table(cfg), cfg.num_layers)
+    _, layer = _layout(cfg)
+    attn = params["layers"]["attn"]
+    for i in range(cfg.num_layers):
+        kernels = np.stack([np.asarray(attn[r]["kernel"][i]).T for r in "qkv"])
+        biases = np.stack([np.asarray(attn[r]["bias"][i]) for r in "qkv"])
+        out[layer.format(i=i) + "attention.query_key_value.weight"] = _qkv_fuse(cfg, kernels)
+        out[layer.format(i=i) + "attention.query_key_value.bias"] = _qkv_fuse(cfg, biases)
+    return out
