@@ -28,8 +28,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     import medjax
-    from medjax.eval.harness import evaluate
+    from medjax.eval.harness import evaluate, load_tasks
+    from medjax.eval.question import BenchmarkFormatError, LayoutError
 
+    try:  # bad tasks or data fail here, before the model is loaded
+        load_tasks(_TASKS.value, _DATA_DIR.value, _METHOD.value, _SPLIT.value, _SHOTS.value)
+    except (ValueError, LayoutError, BenchmarkFormatError) as e:
+        raise SystemExit(f"error: {e}") from None
     lm = medjax.load(_MODEL.value)
     if lm.tokenizer is None:
         raise app.UsageError(f"{_MODEL.value}: no tokenizer files next to the model; evaluation needs one")

@@ -15,7 +15,7 @@ from medjax.eval.metrics import summarize
 from medjax.eval.options import EvalOptions
 from medjax.eval.prompts import chat_renderer
 from medjax.eval.report import file_sha256, format_table, write_report
-from medjax.eval.tasks import get_task, load_split
+from medjax.eval.tasks import TaskSpec, get_task, load_split
 
 METHODS = {"loglik": run_loglik, "generate": run_generate, "cot": run_cot, "voc": run_voc}
 
@@ -32,12 +32,10 @@ def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "logli
     chat_template: None (plain prompts), "auto" (the model tokenizer's own template) or a template
     name known to `medjax.data.templates`.
     """
-    names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    specs = [get_task(name) for name in names]  # unknown names fail before any work
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be positive, got {limit}")
+    # Read every split (and few-shot pool) before any model work: bad input fails in seconds.
+    specs, loaded = load_tasks(tasks, data_dir, method, split, shots)
     chat = None
     if chat_template:
         chat = chat_renderer(chat_template, lm.tokenizer, getattr(getattr(lm, "config", None), "family", None))
@@ -50,18 +48,9 @@ def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "logli
     if method == "cot":
         report.update(cot_samples=cot_samples, temperature=temperature)
     all_predictions = []
-    for spec in specs:
-        loaded = load_split(spec.name, data_dir, split)
-        questions = loaded.questions[:limit] if limit else loaded.questions
-        files = list(loaded.files)
-        pool = []
-        if shots:
-            if spec.shot_split is None:
-                raise ValueError(f"task {spec.name!r} has no dev split to draw few-shot examples from")
-            shot_split = load_split(spec.name, data_dir, spec.shot_split)
-            pool = shot_split.questions
-            files += [f for f in shot_split.files if f not in files]
-        progress(f"[{spec.name}] split={loaded.split} records={len(loaded.questions)} "
+    for spec, (split_data, pool, files) in zip(specs, loaded):
+        questions = split_data.questions[:limit] if limit else split_data.questions
+        progress(f"[{spec.name}] split={split_data.split} records={len(split_data.questions)} "
                  f"evaluating={len(questions)} method={method} shots={shots}")
         started = time.time()
         predictions = METHODS[method](lm, questions, select_shots(
@@ -69,7 +58,7 @@ def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "logli
         for p in predictions:
             p["method"] = method
         result = summarize(questions, predictions)
-        result.update(split=loaded.split, records_in_split=len(loaded.questions), method=method,
+        result.update(split=split_data.split, records_in_split=len(split_data.questions), method=method,
                       shots=shots, seconds=round(time.time() - started, 3),
                       files={f: file_sha256(f) for f in files})
         report["tasks"][spec.name] = result
@@ -79,3 +68,33 @@ def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "logli
         write_report(report, all_predictions, output)
         progress(f"wrote {output}")
     return report
+
+
+def load_tasks(tasks: str | Sequence[str], data_dir: str, method: str = "loglik", split: str | None = None,
+               shots: int = 0) -> tuple[list[TaskSpec], list]:
+    """Checks the request and reads every task's data; the CLI calls it before loading a model."""
+    names = [t.strip() for t in tasks.split(",") if t.strip()] if isinstance(tasks, str) else list(tasks)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if not names:
+        raise ValueError("no task given")
+    specs = [get_task(name) for name in names]  # unknown names fail before any file is read
+    loaded = [_load_task(spec, data_dir, split, shots) for spec in specs]
+    for spec, (split_data, _, _) in zip(specs, loaded):
+        if method in ("cot", "voc") and any(q.open_ended for q in split_data.questions):
+            raise ValueError(f"method {method!r} needs multiple-choice questions; task {spec.name!r} is open-ended "
+                             "(use loglik or generate)")
+    return specs, loaded
+
+
+def _load_task(spec: TaskSpec, data_dir: str, split: str | None, shots: int):
+    """(evaluated split, few-shot pool, files read) of one task."""
+    split_data = load_split(spec.name, data_dir, split)
+    files, pool = list(split_data.files), []
+    if shots:
+        if spec.shot_split is None:
+            raise ValueError(f"task {spec.name!r} has no dev split to draw few-shot examples from")
+        shot_data = load_split(spec.name, data_dir, spec.shot_split)
+        pool = shot_data.questions
+        files += [f for f in shot_data.files if f not in files]
+    return split_data, pool, files
