@@ -168,3 +168,12 @@ def test_few_shot_prompts_use_the_same_dev_examples(tmp_path):
     shot_blocks = [p.split("\n\n")[1:3] for p in prompts]
     assert all(blocks == shot_blocks[0] for blocks in shot_blocks)
     assert all(block.startswith("Question: ") and "\nAnswer: " in block for block in shot_blocks[0])
+
+
+def test_chat_template_wraps_the_prompt(tmp_path):
+    lm = ScriptedLM(bonus=lambda text: {})
+    evaluate(lm, "medqa", mc_questions(tmp_path, n=1), chat_template="llama2", output=str(tmp_path / "r.json"),
+             progress=lambda _: None)
+    (line,) = [json.loads(x) for x in open(tmp_path / "r.predictions.jsonl")]
+    assert line["prompt"].startswith("[INST] The following are multiple choice questions")
+    assert line["prompt"].endswith("D. choice d0 [/INST] Answer:") and line["continuations"][0] == " A"

@@ -106,7 +106,8 @@ def build_prompt(question: Question, shots: Sequence[Question], style: Style, ch
     """
     user = header(question, style) + "\n\n" + "".join(shot_text(s, style) for s in shots) + body(question, style)
     if chat is not None:
-        return chat(user.rstrip("\n")) + style.cue + suffix
+        rendered = chat(user.rstrip("\n"))
+        return rendered + ("" if rendered[-1:].isspace() else " ") + style.cue + suffix
     return user + style.cue + suffix
 
 
