@@ -115,3 +115,34 @@ def test_state_from_another_config_is_refused(tmp_path, llama2_tokenizer):
                                  batch_size=1)
     with pytest.raises(Exception, match="state was saved for sources"):
         other.set_state(it.get_state())
+
+
+def test_streaming_source_reads_in_order_wraps_and_resumes(tmp_path, llama2_tokenizer):
+    stream = tmp_path / "stream.jsonl"
+    stream.write_text("".join(json.dumps({"text": f"streamed record {i}"}) + "\n" for i in range(7)))
+    sources = [{"name": "stream", "path": str(stream), "streaming": True},
+               {"name": "general", "path": _write_mixture(tmp_path)[1]["path"], "replay": 0.3}]
+    cfg = data_config(train=sources, pack_buffer=4)
+    make = lambda: build_train_iterator(cfg, llama2_tokenizer, kind="lm", seq_len=32, batch_size=2, seed=1)
+    it = make()
+    reference = [next(it) for _ in range(10)]
+    text = " ".join(llama2_tokenizer.decode(b["tokens"][r]) for b in reference for r in range(2))
+    numbers = [int(w) for w in text.replace("streamed record", "\x00").split("\x00")[1:] for w in [w.split()[0]]]
+    assert numbers[:7] == list(range(7)) and numbers[7:9] == [0, 1], "in order, then from the start again"
+    first = make()
+    for _ in range(4):
+        next(first)
+    resumed = make()
+    resumed.set_state(json.loads(json.dumps(first.get_state())))
+    for expected in reference[4:]:
+        got = next(resumed)
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_streaming_source_cannot_take_a_priority():
+    from medjax.data.mixture import parse_sources
+    from medjax.data.records import DataError
+
+    with pytest.raises(DataError, match="streaming source has no known size"):
+        parse_sources([{"path": "a.jsonl", "streaming": True, "priority": 2}])

@@ -21,7 +21,7 @@ import numpy as np
 
 from medjax.data.records import DataError
 
-SOURCE_KEYS = ("name", "path", "weight", "priority", "epochs", "replay", "format", "text_unit")
+SOURCE_KEYS = ("name", "path", "weight", "priority", "epochs", "replay", "format", "text_unit", "streaming")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +34,7 @@ class SourceSpec:
     replay: float = 0.0
     format: str | None = None      # None: the data config's format
     text_unit: str | None = None   # None: the data config's text_unit
+    streaming: bool = False        # read lazily, in order (see streams.py); not with priority
 
 
 def parse_sources(spec: Any, what: str = "data.train") -> list[SourceSpec]:
@@ -85,17 +86,21 @@ def _checked_source(s: SourceSpec, where: str) -> SourceSpec:
         raise DataError(f"{where}: priority must be > 0, got {s.priority}")
     if int(s.epochs) != s.epochs or s.epochs < 1:
         raise DataError(f"{where}: epochs must be a whole number >= 1, got {s.epochs}")
+    if s.streaming and s.priority is not None:
+        raise DataError(f"{where}: a streaming source has no known size, so it cannot take a priority "
+                        "(priority x remaining records); give it a weight or a replay fraction")
     if not 0 <= s.replay < 1:
         raise DataError(f"{where}: replay must be a fraction in [0, 1), got {s.replay}")
     return dataclasses.replace(s, epochs=int(s.epochs))
 
 
 class MixtureSampler:
-    """Yields (source index, record index) forever; `get_state`/`set_state` resume exactly."""
+    """Yields (source index, record index) forever; `get_state`/`set_state` resume exactly.
+    A size of None marks a streaming source: never spent, read in order (index = position)."""
 
-    def __init__(self, specs: list[SourceSpec], sizes: list[int], seed: int, shuffle: bool = True):
+    def __init__(self, specs: list[SourceSpec], sizes: list[int | None], seed: int, shuffle: bool = True):
         for spec, n in zip(specs, sizes):
-            if n <= 0:
+            if n is not None and n <= 0:
                 raise DataError(f"source {spec.name!r} ({spec.path}) has no records to train on")
         self.specs, self.sizes, self.seed, self.shuffle = specs, list(sizes), int(seed), shuffle
         self.main = [i for i, s in enumerate(specs) if not s.replay]
@@ -113,7 +118,9 @@ class MixtureSampler:
             raise DataError(f"iterator state has {len(state['drawn'])} sources, the config {len(self.specs)}")
         self.draws, self.pass_index, self.drawn = int(state["draws"]), int(state["pass"]), list(state["drawn"])
 
-    def remaining(self, i: int) -> int:
+    def remaining(self, i: int) -> float:
+        if self.sizes[i] is None:
+            return float("inf")
         return self.sizes[i] * self.specs[i].epochs - self.drawn[i]
 
     def probabilities(self) -> np.ndarray:
@@ -144,6 +151,8 @@ class MixtureSampler:
         k = self.drawn[source]
         self.drawn[source] += 1
         n = self.sizes[source]
+        if n is None:
+            return source, k
         return source, int(self._order(source, pass_index, k // n)[k % n])
 
     def _order(self, source: int, pass_index: int, epoch: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import zlib
+from typing import Iterator
 
 import numpy as np
 
@@ -24,20 +25,22 @@ from medjax.data.mixture import MixtureSampler, SourceSpec, parse_sources
 from medjax.data.packing import Packer, empty_row, fit_to_length, pack_documents, row_from_pair, stack_rows
 from medjax.data.readers import read_rows
 from medjax.data.records import DataError, Record
+from medjax.data.streams import StreamedRecords
 
 _SHAPES_FOR_KIND = {"lm": ("text", "chat"), "sft": ("chat",), "pref": ("pref",)}
 STATE_VERSION = 1
 
 
 # -- loading -----------------------------------------------------------------------------------
-def load_source(spec: SourceSpec, cfg, kind: str, counts: collections.Counter) -> list[Record]:
-    """Every record of one source, converted and checked against the kind of training."""
+def iter_source(spec: SourceSpec, cfg, kind: str, counts: collections.Counter) -> Iterator[Record]:
+    """The records of one source, converted and checked against the kind of training, lazily."""
     if kind not in _SHAPES_FOR_KIND:
         raise ValueError(f"unknown data kind {kind!r}; expected one of {tuple(_SHAPES_FOR_KIND)}")
     fmt = spec.format or cfg.format
-    records = []
+    n = 0
     for row, origin in read_rows(spec.path, text_unit=spec.text_unit or cfg.text_unit,
-                                 skip_bad=cfg.skip_bad_records, counts=counts, hf_split=cfg.hf_split):
+                                 skip_bad=cfg.skip_bad_records, counts=counts, hf_split=cfg.hf_split,
+                                 streaming=spec.streaming):
         counts["records_read"] += 1
         try:
             record = to_record(row, origin, fmt)
@@ -52,14 +55,23 @@ def load_source(spec: SourceSpec, cfg, kind: str, counts: collections.Counter) -
         if record.shape == "pref" and cfg.skip_identical_pairs and record.chosen == record.rejected:
             counts["identical_pairs_skipped"] += 1
             continue
-        records.append(record)
-        if cfg.max_records is not None and len(records) >= cfg.max_records:
-            break
-    return records
+        yield record
+        n += 1
+        if cfg.max_records is not None and n >= cfg.max_records:
+            return
+
+
+def load_source(spec: SourceSpec, cfg, kind: str, counts: collections.Counter) -> list[Record] | StreamedRecords:
+    """A source's records: all in memory, or a lazy stream for `streaming` sources."""
+    if spec.streaming:
+        return StreamedRecords(lambda c: iter_source(spec, cfg, kind, c), counts, spec.name)
+    return list(iter_source(spec, cfg, kind, counts))
 
 
 def split_eval(records: list[Record], name: str, cfg) -> tuple[list[Record], list[Record]]:
     """(train, eval): a fixed random `eval_fraction` (capped) of a source, the same for every seed."""
+    if isinstance(records, StreamedRecords):  # a stream has no size to split: give data.eval instead
+        return records, []
     n_eval = min(int(cfg.eval_max_records), int(round(len(records) * float(cfg.eval_fraction))))
     if n_eval <= 0 or len(records) - n_eval <= 0:
         return records, []
@@ -99,7 +111,8 @@ class TrainIterator:
                  pack_buffer: int, shuffle: bool, counts: collections.Counter):
         self.specs, self.records, self.tokenizer, self.kind = specs, records, tokenizer, kind
         self.seq_len, self.batch_size, self.options, self.truncation = seq_len, batch_size, options, truncation
-        self.sampler = MixtureSampler(specs, [len(r) for r in records], seed, shuffle)
+        sizes = [None if isinstance(r, StreamedRecords) else len(r) for r in records]
+        self.sampler = MixtureSampler(specs, sizes, seed, shuffle)
         self.packer = Packer(seq_len, pack_buffer if kind != "pref" else 1, _pad_id(tokenizer))
         self.queue: list[tuple[tuple, Document]] = []  # pieces of a split record not yet buffered
         self.tokens = [0] * len(specs)
@@ -136,7 +149,7 @@ class TrainIterator:
             self.queue = [((source, index, p), piece) for p, piece in enumerate(pieces) if _has_loss(piece)]
             self.counts["pieces_without_loss_skipped"] += len(pieces) - len(self.queue)
             misses += 1
-            if misses > 10 * sum(self.sampler.sizes) + 100:
+            if misses > 10 * sum(n or 0 for n in self.sampler.sizes) + 10_000:
                 raise DataError(f"every record is dropped by truncation={self.truncation!r} at "
                                 f"seq_len={self.seq_len}; use 'right', 'left' or 'split'")
         return self.queue.pop(0)
