@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from medjax.data.config import data_config
+from test_data_fixtures import llama2_tokenizer  # noqa: F401  (fixture)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,3 +39,13 @@ def test_command_line_overrides(tmp_path):
                          env={**os.environ, "PYTHONPATH": REPO})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:2] == ["('my.jsonl', 'llama3', True, 5)", "32"]
+
+
+def test_bad_settings_fail_before_reading_naming_the_key(llama2_tokenizer):
+    from medjax.data.pipeline import build_train_iterator
+
+    for key, value in [("truncation", "middle"), ("format", "yaml"), ("text_unit", "sentence")]:
+        with pytest.raises(ValueError, match=f"data.{key}={value!r}"):
+            build_train_iterator(data_config(train="never-read.jsonl", **{key: value}), llama2_tokenizer)
+    with pytest.raises(KeyError, match="unknown chat template 'llama9'"):
+        build_train_iterator(data_config(train="never-read.jsonl", template="llama9"), llama2_tokenizer, kind="sft")

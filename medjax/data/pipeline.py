@@ -20,10 +20,11 @@ import numpy as np
 
 from medjax.data import templates
 from medjax.data.encode import Document, EncodeOptions, Pair, encode_record
-from medjax.data.formats import to_record
+from medjax.data.formats import FORMATS, to_record
 from medjax.data.mixture import MixtureSampler, SourceSpec, parse_sources
-from medjax.data.packing import Packer, empty_row, fit_to_length, pack_documents, row_from_pair, stack_rows
-from medjax.data.readers import read_rows
+from medjax.data.packing import (TRUNCATIONS, Packer, empty_row, fit_to_length, pack_documents, row_from_pair,
+                                 stack_rows)
+from medjax.data.readers import TEXT_UNITS, read_rows
 from medjax.data.records import DataError, Record
 from medjax.data.streams import StreamedRecords
 
@@ -106,7 +107,7 @@ def _pad_id(tokenizer) -> int:
 class TrainIterator:
     """An endless, resumable iterator of packed batches over a mixture of sources."""
 
-    def __init__(self, specs: list[SourceSpec], records: list[list[Record]], tokenizer, kind: str,
+    def __init__(self, specs: list[SourceSpec], records: list[list[Record] | StreamedRecords], tokenizer, kind: str,
                  seq_len: int, batch_size: int, seed: int, options: EncodeOptions, truncation: str,
                  pack_buffer: int, shuffle: bool, counts: collections.Counter):
         self.specs, self.records, self.tokenizer, self.kind = specs, records, tokenizer, kind
@@ -215,15 +216,30 @@ def _load_all(specs: list[SourceSpec], cfg, kind: str, counts: collections.Count
     return [load_source(spec, cfg, kind, counts) for spec in specs]
 
 
+def check_config(cfg, kind: str, seq_len: int, batch_size: int) -> None:
+    """Bad settings fail here, naming the key, before any file is read."""
+    choices = {"format": ("auto",) + FORMATS, "truncation": ("auto",) + TRUNCATIONS, "text_unit": TEXT_UNITS}
+    for key, allowed in choices.items():
+        if cfg[key] not in allowed:
+            raise ValueError(f"data.{key}={cfg[key]!r}: expected one of {allowed}")
+    if kind not in _SHAPES_FOR_KIND:
+        raise ValueError(f"unknown data kind {kind!r}; expected one of {tuple(_SHAPES_FOR_KIND)}")
+    if seq_len < 2 or batch_size < 1:
+        raise ValueError(f"seq_len must be >= 2 and batch_size >= 1, got {seq_len} and {batch_size}")
+    if not 0 <= float(cfg.eval_fraction) < 1:
+        raise ValueError(f"data.eval_fraction={cfg.eval_fraction}: expected a fraction in [0, 1)")
+
+
 def build_train_iterator(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, batch_size: int = 8,
                          seed: int = 0, model_family: str | None = None) -> TrainIterator:
+    check_config(cfg, kind, seq_len, batch_size)
+    options = _options(cfg, tokenizer, model_family)
     specs = parse_sources(_train_spec(cfg), "data.train")
     counts = collections.Counter()
     records = _load_all(specs, cfg, kind, counts)
     if cfg.eval is None:
         records = [split_eval(r, s.name, cfg)[0] for r, s in zip(records, specs)]
-    return TrainIterator(specs, records, tokenizer, kind, seq_len, batch_size, seed,
-                         _options(cfg, tokenizer, model_family), _truncation(cfg, kind),
+    return TrainIterator(specs, records, tokenizer, kind, seq_len, batch_size, seed, options, _truncation(cfg, kind),
                          int(cfg.pack_buffer), bool(cfg.shuffle), counts)
 
 
@@ -242,6 +258,7 @@ def build_eval_batches(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, bat
                        model_family: str | None = None) -> list[dict[str, np.ndarray]]:
     """Every held-out record once, packed in order; the last batch is filled with padding rows.
     An empty list when there is no eval data (cfg.eval None and eval_fraction 0)."""
+    check_config(cfg, kind, seq_len, batch_size)
     options, pad_id = _options(cfg, tokenizer, model_family), _pad_id(tokenizer)
     records = eval_records(cfg, kind)
     if kind == "pref":
