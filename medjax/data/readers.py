@@ -1,8 +1,8 @@
 """Readers: a path spec -> rows (dicts) with their origin ("file:line").
 
 A spec is a file (.txt .jsonl .json .csv .parquet), a glob of them, a directory (every such file
-in it, sorted), a directory saved by HF `datasets` (`save_to_disk`), or `hf:NAME` for a hub
-dataset (needs the network; `streaming=True` for corpora too large to download).
+in it, sorted), a directory saved by HF `datasets` (`save_to_disk`), or `hf:NAME` (or a bare `owner/name` that
+is no local path) for a hub dataset (needs the network; `streaming=True` for large corpora).
 Malformed lines raise `DataError` naming file and line, or, with `skip_bad`, are counted in
 `counts['bad_records']` and skipped. A file with no records is always an error.
 """
@@ -13,6 +13,7 @@ import csv
 import glob
 import json
 import os
+import re
 from typing import Iterator
 
 from medjax.data.records import DataError
@@ -21,6 +22,7 @@ SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
 TEXT_UNITS = ("paragraph", "line", "file")
 
 Row = tuple[dict, str]  # (parsed row, origin)
+_HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def resolve_files(spec: str) -> list[str]:
@@ -42,10 +44,13 @@ def resolve_files(spec: str) -> list[str]:
 
 
 def is_hf_dataset(spec: str) -> bool:
+    """`hf:NAME`, a directory saved by `datasets`, or an `owner/name` that is no local path."""
     if spec.startswith("hf:"):
         return True
-    return os.path.isdir(spec) and any(
-        os.path.exists(os.path.join(spec, f)) for f in ("dataset_info.json", "dataset_dict.json", "state.json"))
+    if os.path.isdir(spec):
+        return any(os.path.exists(os.path.join(spec, f))
+                   for f in ("dataset_info.json", "dataset_dict.json", "state.json"))
+    return not os.path.exists(spec) and bool(_HUB_NAME.fullmatch(spec)) and not spec.endswith(SUFFIXES)
 
 
 def read_rows(spec: str, text_unit: str = "paragraph", skip_bad: bool = False,
