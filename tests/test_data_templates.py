@@ -69,7 +69,8 @@ def test_render_prompt_texts(llama2_tokenizer):
     assert templates.render_prompt(messages, "alpaca").endswith("### Instruction:\nIs aspirin safe?\n\n### Response:\n")
     assert templates.render_prompt(messages, "vicuna").endswith("USER: Is aspirin safe? ASSISTANT:")
     system = [{"role": "system", "content": "Be brief."}] + messages
-    assert templates.render_prompt(system, "llama2") == "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nIs aspirin safe? [/INST]"
+    assert templates.render_prompt(system, "llama2") == (
+        "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nIs aspirin safe? [/INST]")
     with pytest.raises(KeyError, match="unknown chat template 'llama9'"):
         templates.get_template("llama9")
 

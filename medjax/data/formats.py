@@ -118,8 +118,8 @@ def _sharegpt_messages(row: dict, origin: str) -> list[dict]:
 
 
 def _from_messages(row: dict, origin: str) -> Record:
-    return Record(origin=origin, messages=_checked(_openai_messages(_field(row, "messages", origin), origin, "messages"),
-                                                   origin, ends_with="assistant"))
+    messages = _openai_messages(_field(row, "messages", origin), origin, "messages")
+    return Record(origin=origin, messages=_checked(messages, origin, ends_with="assistant"))
 
 
 def _openai_messages(turns: Any, origin: str, key: str) -> list[dict]:

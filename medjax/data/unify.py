@@ -98,7 +98,8 @@ def unify(passages: Iterable[tuple[str, str]], generate: Callable[[list[str]], l
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             questions = generate([question_prompt.format(passage=text) for text, _ in batch])
-            answers = generate([answer_prompt.format(passage=text, question=q) for (text, _), q in zip(batch, questions)])
+            answers = generate([answer_prompt.format(passage=text, question=q)
+                                for (text, _), q in zip(batch, questions)])
             for (text, origin), question, answer in zip(batch, questions, answers):
                 reason = filters.rejection(text, question, answer)
                 record = {"origin": origin, **_provenance(origin), "generator": generator_name}
