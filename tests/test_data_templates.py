@@ -10,7 +10,7 @@ from medjax.data.config import data_config
 from medjax.data.encode import EncodeOptions, encode_record
 from medjax.data.formats import to_record
 from medjax.data.pipeline import build_train_iterator
-from test_data_fixtures import LLAMA2_TOKENIZER, llama2_tokenizer  # noqa: F401  (fixture)
+from test_data_fixtures import LLAMA2_TOKENIZER, SHARED, llama2_tokenizer  # noqa: F401  (fixture)
 
 DIALOGUE = {"conversations": [{"from": "system", "value": "You are a doctor."},
                               {"from": "human", "value": "I have a fever."},
@@ -39,7 +39,9 @@ def test_loss_only_on_responses_each_closed_by_the_stop_token(name, llama2_token
     tok = llama2_tokenizer
     doc = encode_record(to_record(DIALOGUE, "d:1"), "sft", tok, EncodeOptions(templates.get_template(name)))
     spans = _trained_text(doc, tok)
-    assert [tok.decode(s).strip() for s in spans] == ["Drink water and rest.", "Two days."]
+    folded = templates.get_template(name).history_in_prompt  # GLM v1 trains on the last answer only
+    expected = ["Two days."] if folded else ["Drink water and rest.", "Two days."]
+    assert [tok.decode(s).strip() for s in spans] == expected
     assert all(s[-1] == tok.eos_id for s in spans), "EOS after each response"
     # The prompt the same template renders for generation is exactly what training put first.
     prompt_ids = templates.encode_prompt(to_record(DIALOGUE, "d:1").messages[:-1], name, tok)
@@ -123,3 +125,24 @@ def test_sft_batches_train_only_on_responses(tmp_path, llama2_tokenizer):
         text = tok.decode(trained)
         assert "Drink water and rest." in text and "fever" not in text and "<|im_start|>" not in text
         assert (trained == tok.eos_id).sum() == 2 * len(np.unique(batch["segment_ids"][b][batch["segment_ids"][b] > 0]))
+
+
+def test_chatglm6b_template_matches_the_original_build_inputs():
+    """ChatGLM-6B: history folded into "[Round i]" text, then [gMASK] <sop>; the answer ends with <eop>."""
+    import os
+
+    from medjax.data.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(os.path.join(SHARED, "tokenizers", "chatglm6b", "ice_text.model"))
+    assert templates.default_template(tok, "glm_v1").name == "chatglm"
+    single = [{"role": "user", "content": "你好"}]
+    assert templates.encode_prompt(single, "chatglm", tok) == tok.build_inputs(tok.encode("你好"))
+    history = single + [{"role": "assistant", "content": "您好！"}, {"role": "user", "content": "发烧怎么办？"}]
+    text = "[Round 0]\n问：你好\n答：您好！\n[Round 1]\n问：发烧怎么办？\n答："
+    assert templates.render_prompt(history, "chatglm") == text + "[gMASK]<sop>"
+    assert templates.encode_prompt(history, "chatglm", tok) == tok.build_inputs(tok.encode(text))
+    record = to_record({"messages": history + [{"role": "assistant", "content": "多喝水。"}]}, "m:1")
+    doc = encode_record(record, "sft", tok, EncodeOptions(templates.get_template("chatglm")))
+    sop = doc.ids.tolist().index(tok.token_to_id("<sop>"))
+    assert not doc.trained[:sop + 1].any() and doc.trained[sop + 1:].all()
+    assert doc.ids[-1] == tok.eos_id and tok.decode(doc.ids[sop + 1:]) == "多喝水。"

@@ -28,12 +28,23 @@ class ChatTemplate:
     system_in_user: bool = False       # llama2 puts the system block inside the first [INST]
     stop: str | None = None            # end-of-turn token; None: the tokenizer's EOS
     stop_words: tuple[str, ...] = ()   # extra strings that end generation
+    # GLM v1 (ChatGLM-6B): earlier turns are folded into one prompt and only the last answer is a
+    # response; the prompt closes with `generation_suffix` ([gMASK] <sop>: the blank and the start
+    # of its span), and a single-turn dialogue uses `user_single` instead of `user`.
+    history_in_prompt: bool = False
+    user_single: str | None = None
+    generation_suffix: tuple[str, ...] = ()
     # Text rendering only: SentencePiece already starts a separately encoded response with a
     # word boundary, so ids need no space; the text form needs it to read (and tokenize) right.
     text_response_lead: str = ""
 
-    def user_text(self, content: str, index: int) -> str:
-        return self.user.replace("{content}", content).replace("{idx}", str(index + 1))
+    def user_text(self, content: str, index: int, single: bool = False) -> str:
+        form = self.user_single if single and self.user_single is not None else self.user
+        return form.replace("{content}", content).replace("{idx}", str(index + 1)).replace("{idx0}", str(index))
+
+    def is_special(self, part: str) -> bool:
+        """Parts that are one special token when the tokenizer has it (else plain text)."""
+        return part in self.prefix or part in self.generation_suffix
 
 
 _DEFAULT_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The "
@@ -49,6 +60,9 @@ TEMPLATES = {t.name: t for t in (
                  stop="<|eot_id|>"),
     ChatTemplate("chatml", user="<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
                  system="<|im_start|>system\n{content}<|im_end|>\n", separator="\n", stop="<|im_end|>"),
+    ChatTemplate("chatglm", user="[Round {idx0}]\n问：{content}\n答：", user_single="{content}",
+                 system="{content}\n", prefix=(), separator="\n", history_in_prompt=True,
+                 generation_suffix=("[gMASK]", "<sop>")),
     ChatTemplate("chatglm2", user="[Round {idx}]\n\n问：{content}\n\n答：", system="{content}\n\n",
                  prefix=("[gMASK]", "sop"), separator="\n\n"),
     ChatTemplate("chatglm3", user="<|user|>\n{content}<|assistant|>", assistant="\n{content}",
@@ -66,7 +80,7 @@ TEMPLATES = {t.name: t for t in (
 )}
 
 # Model family -> template when the tokenizer brings none of its own.
-FAMILY_TEMPLATES = {"llama": "llama2", "llama2": "llama2", "llama3": "llama3", "glm": "chatglm3",
+FAMILY_TEMPLATES = {"llama": "llama2", "llama2": "llama2", "llama3": "llama3", "glm": "chatglm3", "glm_v1": "chatglm",
                     "chatglm": "chatglm3", "chatglm2": "chatglm2", "chatglm3": "chatglm3",
                     "glm4": "glm4", "qwen": "chatml"}
 
@@ -166,6 +180,9 @@ def _turn_parts(messages: list[dict], template: ChatTemplate):
     if messages and messages[0]["role"] == "system":
         system = template.system.replace("{content}", messages[0]["content"])
         messages = messages[1:]
+    if template.history_in_prompt:
+        yield from _folded_turn(messages, template, system)
+        return
     for i in range(0, len(messages), 2):
         turn = i // 2
         prompt = [BOS] if template.bos_each_turn else []
@@ -178,10 +195,27 @@ def _turn_parts(messages: list[dict], template: ChatTemplate):
             user = (template.user_text(system + messages[i]["content"], turn) if template.system_in_user
                     else system + user)
         prompt.append(user)
+        prompt += list(template.generation_suffix)
         response = None
         if i + 1 < len(messages):
             response = [template.assistant.replace("{content}", messages[i + 1]["content"]), STOP]
         yield prompt, response
+
+
+def _folded_turn(messages: list[dict], template: ChatTemplate, system: str):
+    """One prompt holding every earlier turn as text, then the last answer as the response."""
+    last_user = len(messages) - 1 if messages[-1]["role"] == "user" else len(messages) - 2
+    single = last_user == 0
+    text = system
+    for i in range(0, last_user, 2):
+        text += (template.user_text(messages[i]["content"], i // 2)
+                 + template.assistant.replace("{content}", messages[i + 1]["content"]) + template.separator)
+    text += template.user_text(messages[last_user]["content"], last_user // 2, single=single)
+    prompt = list(template.prefix) + [text] + list(template.generation_suffix)
+    response = None
+    if last_user + 1 < len(messages):
+        response = [template.assistant.replace("{content}", messages[last_user + 1]["content"]), STOP]
+    yield prompt, response
 
 
 def _stop_id(template: ChatTemplate, tokenizer) -> int | None:
@@ -200,7 +234,7 @@ def _encode_parts(parts: list[str], template: ChatTemplate, tokenizer, stop_id: 
             special = [tokenizer.bos_id] if tokenizer.bos_id is not None else []
         elif part == STOP:
             special = [stop_id] if stop_id is not None else []
-        elif part in template.prefix:  # special tokens such as [gMASK]: one id when the vocab has it
+        elif template.is_special(part):  # special tokens such as [gMASK]: one id when the vocab has it
             i = tokenizer.token_to_id(part)
             special = [i] if i is not None else None
         if special is None:
