@@ -23,7 +23,7 @@ from medjax.data.encode import Document, EncodeOptions, Pair, encode_record
 from medjax.data.formats import FORMATS, to_record
 from medjax.data.mixture import MixtureSampler, SourceSpec, parse_sources
 from medjax.data.packing import (TRUNCATIONS, Packer, empty_row, fit_to_length, pack_documents, row_from_pair,
-                                 stack_rows)
+                                 stack_rows, truncate_pair)
 from medjax.data.readers import TEXT_UNITS, read_rows
 from medjax.data.records import DataError, Record
 from medjax.data.streams import StreamedRecords
@@ -131,7 +131,10 @@ class TrainIterator:
         if self.kind == "pref":
             source, index = self.sampler.next()
             self.counts["records_drawn"] += 1
-            row = row_from_pair(self._encode(source, index), self.seq_len, _pad_id(self.tokenizer))
+            pair = self._encode(source, index)
+            if truncate_pair(pair, self.seq_len) is not pair:
+                self.counts["pairs_truncated"] += 1
+            row = row_from_pair(pair, self.seq_len, _pad_id(self.tokenizer))
             self._count(row, [source])
             return row
         row, keys = self.packer.next_row(self._next_piece)
