@@ -146,3 +146,11 @@ def test_streaming_source_cannot_take_a_priority():
 
     with pytest.raises(DataError, match="streaming source has no known size"):
         parse_sources([{"path": "a.jsonl", "streaming": True, "priority": 2}])
+
+
+def test_state_from_another_layout_is_refused(tmp_path, llama2_tokenizer):
+    cfg = data_config(train=_write_mixture(tmp_path))
+    state = build_train_iterator(cfg, llama2_tokenizer, kind="lm", seq_len=48, batch_size=1).get_state()
+    other = build_train_iterator(cfg, llama2_tokenizer, kind="lm", seq_len=64, batch_size=1)
+    with pytest.raises(Exception, match="saved with seq_len=48, this run has 64"):
+        other.set_state(state)

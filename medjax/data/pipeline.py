@@ -183,7 +183,7 @@ class TrainIterator:
         return dict(sorted(stats.items()))
 
     def get_state(self) -> dict:
-        return {"version": STATE_VERSION, "sources": [s.name for s in self.specs],
+        return {"version": STATE_VERSION, **self._layout(), "sources": [s.name for s in self.specs],
                 "sizes": list(self.sampler.sizes), "sampler": self.sampler.get_state(),
                 "buffer": [list(k) for k in self.packer.keys()], "queue": [list(k) for k, _ in self.queue],
                 "tokens": list(self.tokens), "counts": dict(self.counts)}
@@ -192,6 +192,10 @@ class TrainIterator:
         names = [s.name for s in self.specs]
         if state.get("version") != STATE_VERSION:
             raise DataError(f"data iterator state version {state.get('version')} != {STATE_VERSION}")
+        for key, value in self._layout().items():  # documents are addressed by piece: these must agree
+            if state.get(key) != value:
+                raise DataError(f"data iterator state was saved with {key}={state.get(key)!r}, "
+                                f"this run has {value!r}; it cannot resume exactly")
         if state["sources"] != names or state["sizes"] != list(self.sampler.sizes):
             raise DataError(f"data iterator state was saved for sources {state['sources']} with "
                             f"{state['sizes']} records; this config has {names} with {self.sampler.sizes}")
@@ -202,6 +206,10 @@ class TrainIterator:
         self.tokens = list(state["tokens"])
         self.counts.clear()
         self.counts.update(state["counts"])
+
+    def _layout(self) -> dict:
+        return {"kind": self.kind, "seq_len": self.seq_len, "truncation": self.truncation,
+                "seed": self.sampler.seed, "tokenizer": self.tokenizer.fingerprint()}
 
     def _piece(self, key, cache: dict) -> tuple[tuple, Document]:
         source, index, piece = key
