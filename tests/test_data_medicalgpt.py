@@ -88,16 +88,18 @@ def test_preference_rows_hold_prompt_plus_chosen_then_prompt_plus_rejected(llama
 def test_preview_command_writes_the_arrays(tmp_path):
     config = tmp_path / "cfg.py"
     config.write_text(
-        "import ml_collections\nfrom medjax.data.config import data_config\n"
-        "def get_config():\n    c = ml_collections.ConfigDict()\n"
-        f"    c.data = data_config(train={FILES['lm']!r})\n    c.tokenizer = {LLAMA2_TOKENIZER!r}\n"
-        "    c.seq_len = 64\n    return c\n")
+        "from medjax.data.config import data_config\n"
+        "from medjax.train.config import stage_section, training_config\n"
+        "def get_config():\n    c = training_config('cp')\n    c.cp = stage_section('cp', with_data=False)\n"
+        f"    c.data = data_config(train={FILES['lm']!r})\n    c.model.tokenizer = {LLAMA2_TOKENIZER!r}\n"
+        "    c.train.seq_len = 64\n    return c\n")
     dump = tmp_path / "rows.npz"
     out = subprocess.run([sys.executable, "-m", "medjax.data.preview", f"--config={config}", "--num=2",
-                          f"--dump={dump}", "--kind=lm"], cwd=REPO, capture_output=True, text=True,
+                          f"--dump={dump}"], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
     assert out.returncode == 0, out.stderr
-    assert "=== row 1" in out.stdout and "token counts: {'pretrain':" in out.stdout
+    assert "stage=cp kind=lm seq_len=64" in out.stdout and "=== row 1" in out.stdout
+    assert "token counts: {'pretrain':" in out.stdout
     arrays = np.load(dump)
     assert sorted(arrays.files) == ["loss_mask", "positions", "segment_ids", "targets", "tokens"]
     assert arrays["tokens"].shape == (2, 64)

@@ -2,21 +2,19 @@
 
 Prints packed rows decoded segment by segment, with the text that carries no loss wrapped in
 ⟦ ⟧, and writes the arrays (tokens, targets, loss_mask, segment_ids, positions) to an npz.
-The config is a medjax config file: a single stage has `data`; a multi-stage one has
-`STAGE.data` (pick with --stage). The tokenizer, kind and sequence length come from the config
-when it names them (`tokenizer` or an `hf:`/`ckpt:` `model` spec; `kind`; `seq_len`) and can be
-given with --tokenizer / --kind / --seq_len.
+The config is a training config (configs/*.py); the stage (--stage, default the first of
+`config.stages`) gives the data section, kind and sequence length the trainer would use, and the
+tokenizer is the one the run would load (`model.tokenizer`, the `hf:` init's, or the embedded
+default). --tokenizer / --kind / --seq_len / --model_family override them.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 
 NO_LOSS_OPEN, NO_LOSS_CLOSE = "⟦", "⟧"
-# Stage names -> the kind of batches they train on.
-_STAGE_KINDS = {"cp": "lm", "pt": "lm", "pretrain": "lm", "ift": "sft", "sft": "sft", "task": "sft",
-                "ha": "pref", "dpo": "pref", "align": "pref", "orpo": "pref"}
 
 
 def describe_rows(batch: dict[str, np.ndarray], tokenizer, num: int | None = None) -> str:
@@ -42,35 +40,47 @@ def _marked_text(ids: np.ndarray, learned: list[bool], tokenizer) -> str:
     for i in range(1, len(ids) + 1):
         if i == len(ids) or learned[i] != learned[start]:
             text = tokenizer.decode(ids[start:i], skip_special_tokens=False)
-            out.append(text if learned[start] else f"{NO_LOSS_OPEN}{text}{NO_LOSS_CLOSE}")
+            if text:  # BOS and other control tokens decode to nothing
+                out.append(text if learned[start] else f"{NO_LOSS_OPEN}{text}{NO_LOSS_CLOSE}")
             start = i
     return "".join(out)
 
 
-def stage_data(config, stage: str | None):
-    """(stage name, the stage's config section) holding `data`."""
-    if stage:
-        if stage not in config:
-            raise KeyError(f"--stage={stage}: the config has no section {stage!r}; sections: {sorted(config)}")
-        return stage, config[stage]
-    if "data" in config:
-        return config.get("stage") or config.get("name") or None, config
-    stages = [k for k in config if hasattr(config[k], "get") and "data" in config[k]]
-    if not stages:
-        raise KeyError(f"the config has no 'data' section (top level or per stage); keys: {sorted(config)}")
-    return stages[0], config[stages[0]]
+def stage_settings(config, stage: str | None) -> dict:
+    """What the trainer would build the stage's iterator from: data section, kind, seq_len, seed."""
+    from medjax.train.config import stage_data, stage_names
+
+    stage = stage or stage_names(config)[0]
+    if stage not in config:
+        raise KeyError(f"--stage={stage}: the config has no section {stage!r}")
+    return {"stage": stage, "data": stage_data(config, stage), "kind": config[stage].kind,
+            "seq_len": config.train.seq_len, "seed": config.train.seed}
 
 
-def find_tokenizer_path(config, section) -> str:
-    for where in (section, config):
-        for key in ("tokenizer", "tokenizer_path"):
-            if where.get(key):
-                return where[key]
-        model = where.get("model")
-        spec = model if isinstance(model, str) else (model.get("spec") if hasattr(model, "get") else None)
-        if isinstance(spec, str) and spec.split(":", 1)[0] in ("hf", "ckpt"):
-            return spec.split(":", 1)[1]
-    raise KeyError("the config names no tokenizer (keys 'tokenizer' or an hf:/ckpt: 'model'); pass --tokenizer")
+def tokenizer_and_family(config) -> tuple[str, str]:
+    """The tokenizer path and model family a run of this config would use (without its weights)."""
+    from medjax.data.tokenizer import has_tokenizer
+    from medjax.train.model_init import default_tokenizer_path
+
+    init, path = str(config.model.init), config.model.tokenizer
+    if init == "scratch":
+        return path or default_tokenizer_path(), "llama"
+    kind, _, directory = init.partition(":")
+    family = _family_of(directory)
+    if path:
+        return path, family
+    if kind == "hf" and has_tokenizer(directory):
+        return directory, family
+    raise KeyError(f"config.model.init={init}: pass --tokenizer (or set config.model.tokenizer)")
+
+
+def _family_of(directory: str) -> str:
+    try:
+        with open(os.path.join(directory, "config.json")) as f:
+            model_type = json.load(f).get("model_type", "llama")
+    except OSError:
+        return "llama"
+    return {"chatglm": "glm", "glm": "glm", "glm4": "glm4"}.get(model_type, "llama")
 
 
 def main(argv):
@@ -80,22 +90,15 @@ def main(argv):
     from medjax.data.tokenizer import load_tokenizer
 
     f = flags.FLAGS
-    config = f.config
-    stage, section = stage_data(config, f.stage)
-    kind = f.kind or section.get("kind") or _STAGE_KINDS.get((stage or "").lower(), "lm")
-    seq_len = f.seq_len or section.get("seq_len") or config.get("seq_len") or 512
-    tokenizer_path = f.tokenizer or find_tokenizer_path(config, section)
-    if not os.path.isfile(tokenizer_path) and os.path.isdir(tokenizer_path):
-        from medjax.data.tokenizer import has_tokenizer
-
-        nested = os.path.join(tokenizer_path, "tokenizer")
-        tokenizer_path = nested if not has_tokenizer(tokenizer_path) and os.path.isdir(nested) else tokenizer_path
+    settings = stage_settings(f.config, f.stage)
+    kind, seq_len = f.kind or settings["kind"], f.seq_len or settings["seq_len"]
+    tokenizer_path, family = tokenizer_and_family(f.config) if not f.tokenizer else (f.tokenizer, "llama")
+    family = f.model_family or family
     tokenizer = load_tokenizer(tokenizer_path)
-    family = section.get("model_family") or config.get("model_family")
-    it = build_train_iterator(section.data, tokenizer, kind=kind, seq_len=int(seq_len), batch_size=f.num,
-                              seed=int(config.get("seed") or 0), model_family=family)
+    it = build_train_iterator(settings["data"], tokenizer, kind=kind, seq_len=int(seq_len), batch_size=f.num,
+                              seed=int(settings["seed"]), model_family=family)
     batch = next(it)
-    print(f"stage={stage} kind={kind} seq_len={seq_len} tokenizer={tokenizer_path}")
+    print(f"stage={settings['stage']} kind={kind} seq_len={seq_len} family={family} tokenizer={tokenizer_path}")
     print(describe_rows(batch, tokenizer))
     print(f"token counts: {it.token_counts()}")
     print(f"stats: {it.stats()}")
@@ -111,8 +114,9 @@ def _define_flags():
     config_flags.DEFINE_config_file("config", None, "medjax config file", lock_config=False)
     flags.DEFINE_integer("num", 4, "rows to show")
     flags.DEFINE_string("dump", None, "write the rows' arrays to this .npz")
-    flags.DEFINE_string("stage", None, "stage section of a multi-stage config (default: the first with data)")
-    flags.DEFINE_string("tokenizer", None, "tokenizer path (default: from the config)")
+    flags.DEFINE_string("stage", None, "stage of a multi-stage config (default: the first in config.stages)")
+    flags.DEFINE_string("tokenizer", None, "tokenizer path (default: the one the run would use)")
+    flags.DEFINE_string("model_family", None, "model family for the default chat template (default: the model's)")
     flags.DEFINE_enum("kind", None, ["lm", "sft", "pref"], "batch kind (default: from the stage)")
     flags.DEFINE_integer("seq_len", None, "row length (default: from the config, else 512)")
     flags.mark_flag_as_required("config")
