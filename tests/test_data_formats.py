@@ -40,6 +40,12 @@ def test_formats_become_one_canonical_record():
     assert reward_pair == prompt_pair.__class__(origin="p:3", messages=prompt_pair.messages,
                                                 chosen="good", rejected="bad")
     assert to_record({"text": "hello", "id": 3}, "t:1").text == "hello"
+    alpaca_pair = to_record({"instruction": "q", "input": "", "chosen": "good", "rejected": "bad"}, "p:4")
+    assert alpaca_pair.messages == prompt_pair.messages
+    openai_pair = to_record({"prompt": [{"role": "user", "content": "q"}],
+                             "chosen": [{"role": "assistant", "content": "good"}],
+                             "rejected": [{"role": "assistant", "content": "bad"}]}, "p:5")
+    assert (openai_pair.messages, openai_pair.chosen, openai_pair.rejected) == (prompt_pair.messages, "good", "bad")
 
 
 def test_unknown_keys_error_lists_the_keys_found():

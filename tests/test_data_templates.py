@@ -58,6 +58,11 @@ def test_train_on_prompt_and_mask_history(llama2_tokenizer):
     assert [tok.decode(s).strip() for s in _trained_text(last, tok)] == ["Two days."]
 
 
+def test_lm_kind_trains_on_every_token_of_a_dialogue(llama2_tokenizer):
+    doc = encode_record(to_record(DIALOGUE, "d:1"), "lm", llama2_tokenizer, EncodeOptions(templates.get_template("chatml")))
+    assert doc.trained.all()
+
+
 def test_render_prompt_texts(llama2_tokenizer):
     messages = [{"role": "user", "content": "Is aspirin safe?"}]
     assert templates.render_prompt(messages, "llama2") == "[INST] Is aspirin safe? [/INST]"
