@@ -105,8 +105,9 @@ def render_prompt(messages: Sequence[dict], template: str | ChatTemplate, tokeni
                   system: str | None = None) -> str:
     """The generation prompt as text: the dialogue so far with the assistant turn opened.
 
-    `messages` ends with a user turn. BOS is left out for built-in templates (tokenizers add it,
-    and a SentencePiece model would spell "<s>" out as text); `encode_prompt` gives exact ids.
+    `messages` ends with a user turn. BOS is left out for built-in templates (a SentencePiece model
+    would spell "<s>" out as text), so callers put `tokenizer.bos_id` first themselves;
+    `encode_prompt` gives the exact ids training used, BOS included.
     """
     template = get_template(template)
     if template.name == "tokenizer":
