@@ -137,7 +137,7 @@ def main(argv):
     f = flags.FLAGS
     filters = Filters(min_question_chars=f.min_question_chars, max_question_chars=f.max_question_chars,
                       min_answer_chars=f.min_answer_chars, max_answer_chars=f.max_answer_chars,
-                      leak_phrases=LEAK_PHRASES if f.leak_filter else (),
+                      leak_phrases=tuple(p for p in f.leak_phrases.split("|") if p) if f.leak_filter else (),
                       max_copied_fraction=f.max_copied_fraction if f.leak_filter else 1.0)
     question_prompt = _prompt_text(f.question_prompt, ("passage",), "question_prompt")
     answer_prompt = _prompt_text(f.answer_prompt, ("passage", "question"), "answer_prompt")
@@ -170,6 +170,7 @@ def _define_flags():
     flags.DEFINE_integer("min_answer_chars", 20, "length filter")
     flags.DEFINE_integer("max_answer_chars", 4000, "length filter")
     flags.DEFINE_bool("leak_filter", True, "drop answers that cite or copy the passage")
+    flags.DEFINE_string("leak_phrases", "|".join(LEAK_PHRASES), "'|'-separated phrases that mark a citing answer")
     flags.DEFINE_float("max_copied_fraction", 0.8, "of the answer's 8-grams found verbatim in the passage")
 
 
