@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -30,9 +31,11 @@ CONFIGS = {
             "relative_encoding": False, "attention_scale": 1.0, "mask_token_id": MASK, "gmask_token_id": GMASK,
             "smask_token_id": SMASK, "sop_token_id": SOP, "eop_token_id": EOP, "pad_token_id": 0},
 }
-# context with [gMASK] then <sop> + Part B; a [MASK] in the middle; a row with no <sop> (all context)
+# context with [gMASK] then <sop> + Part B; a [MASK] in the middle; [MASK] and [gMASK] (the span
+# fills the [gMASK]); a row with no <sop> (all context)
 ROWS = np.array([[5, 9, 17, 8, GMASK, SOP, 22, 31, 40],
                  [5, MASK, 9, 17, 8, 2, SOP, 22, 31],
+                 [5, MASK, 9, 17, GMASK, SOP, 22, 31, 40],
                  [6, 7, 8, 9, 10, 11, 12, 13, 14]])
 
 
@@ -87,20 +90,18 @@ def test_logits_match_numpy_reference(checkpoint):
 
 def test_part_b_never_changes_part_a(checkpoint):
     _, _, _, lm = checkpoint
-    row = ROWS[:1].copy()
-    changed = row.copy()
+    changed = ROWS.copy()  # whole batch: the shape compiled by the parity test
     changed[0, -1] = 33  # the last Part B token
-    a, b = lm.logits(row), lm.logits(changed)
+    a, b = lm.logits(ROWS), lm.logits(changed)
     np.testing.assert_array_equal(a[0, :-1], b[0, :-1])  # Part A and earlier Part B tokens
     assert not np.allclose(a[0, -1], b[0, -1])
 
 
 def test_part_a_attends_bidirectionally(checkpoint):
     _, _, _, lm = checkpoint
-    row = ROWS[:1].copy()
-    changed = row.copy()
+    changed = ROWS.copy()
     changed[0, 3] = 30  # a later context token
-    a, b = lm.logits(row), lm.logits(changed)
+    a, b = lm.logits(ROWS), lm.logits(changed)
     assert not np.allclose(a[0, 0], b[0, 0], atol=1e-6)  # the first token saw it
 
 
@@ -134,8 +135,9 @@ def test_2d_positions_for_packed_rows_with_several_blanks():
     # segment 1: Part A = 10 11 [MASK] 12 [sMASK] 13, then two spans; segment 2: 5 6 [gMASK], one span
     tokens = jnp.array([[10, 11, MASK, 12, SMASK, 13, SOP, 20, 21, SOP, 30, 5, 6, GMASK, SOP, 7]])
     segments = jnp.array([[1] * 11 + [2] * 5])
-    position, block, part_a = glm_positions(tokens, segments, positions_from_segments(segments),
-                                            {"sop": SOP, "masks": [MASK, SMASK, GMASK]})
+    special = {"sop": SOP, "gmask": GMASK, "masks": [MASK, SMASK, GMASK]}
+    derive = jax.jit(lambda tok, seg: glm_positions(tok, seg, positions_from_segments(seg), special))
+    position, block, part_a = derive(tokens, segments)
     np.testing.assert_array_equal(position[0], [0, 1, 2, 3, 4, 5, 2, 2, 2, 4, 4, 0, 1, 2, 2, 2])
     np.testing.assert_array_equal(block[0], [0, 0, 0, 0, 0, 0, 1, 2, 3, 1, 2, 0, 0, 0, 1, 2])
     np.testing.assert_array_equal(part_a[0], [1] * 6 + [0] * 5 + [1] * 3 + [0] * 2)

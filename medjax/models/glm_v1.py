@@ -122,13 +122,38 @@ def config_to_hf(cfg: ModelConfig) -> dict:
 
 # -- positions and the prefix mask from token ids -------------------------------------------------
 
+def _segment_start(starts_BxT):
+    """For every token, the slot where its segment starts."""
+    return jax.lax.cummax(jnp.where(starts_BxT, jnp.arange(starts_BxT.shape[1]), 0), axis=1)
+
+
 def _segment_cumsum(x_BxT, starts_BxT):
     """Running sum of x that restarts at every segment start."""
     total = jnp.cumsum(x_BxT, axis=1)
-    idx = jnp.arange(x_BxT.shape[1])
-    start_idx = jax.lax.cummax(jnp.where(starts_BxT, idx, 0), axis=1)
-    before = jnp.take_along_axis(total - x_BxT, start_idx, axis=1)
-    return total - before
+    return total - jnp.take_along_axis(total - x_BxT, _segment_start(starts_BxT), axis=1)
+
+
+def _segment_total(x_BxT, starts_BxT):
+    """For every token, the sum of x over its whole segment."""
+    t = x_BxT.shape[1]
+    ends = jnp.concatenate([starts_BxT[:, 1:], jnp.ones_like(starts_BxT[:, :1])], axis=1)
+    end_idx = jax.lax.cummin(jnp.where(ends, jnp.arange(t), t - 1), axis=1, reverse=True)
+    return jnp.take_along_axis(_segment_cumsum(x_BxT, starts_BxT), end_idx, axis=1)
+
+
+def _nth_in_segment(flag_BxT, starts_BxT, n_BxT):
+    """(slot, found): where the n-th (1-based) flagged token of each token's segment is."""
+    b, t = flag_BxT.shape
+    flag = flag_BxT.astype(jnp.int32)
+    row_rank = jnp.cumsum(flag, axis=1)
+    before_segment = jnp.take_along_axis(row_rank - flag, _segment_start(starts_BxT), axis=1)
+    slot_of_rank = jnp.zeros((b, t + 1), jnp.int32).at[jnp.arange(b)[:, None], row_rank * flag].set(
+        jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t)))
+    wanted = jnp.clip(before_segment + n_BxT, 0, t)
+    slot = jnp.take_along_axis(slot_of_rank, wanted, axis=1)
+    found = ((n_BxT > 0) & (n_BxT <= _segment_total(flag, starts_BxT))
+             & jnp.take_along_axis(flag_BxT, slot, axis=1) & (jnp.take_along_axis(row_rank, slot, axis=1) == wanted))
+    return slot, found
 
 
 def glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, special: dict):
@@ -141,17 +166,13 @@ def glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, special: dict):
     span_BxT = _segment_cumsum(is_sop.astype(jnp.int32), starts)  # 0 in Part A, then 1, 2, ...
     part_a = (span_BxT == 0) & real
     is_blank = jnp.isin(tokens_BxT, jnp.asarray(special["masks"], jnp.int32)) & part_a
-    # the blank that span s of a segment fills is the s-th blank of that segment, in row order
-    blanks_before_segment = jnp.take_along_axis(
-        jnp.cumsum(is_blank, axis=1) - is_blank, jax.lax.cummax(jnp.where(starts, idx_T, 0), axis=1), axis=1)
-    blank_rank = jnp.where(is_blank, jnp.cumsum(is_blank, axis=1), 0)  # 1-based rank in the row
-    slot_of_rank = jnp.zeros((b, t + 1), jnp.int32).at[jnp.arange(b)[:, None], blank_rank].set(
-        jnp.broadcast_to(idx_T, (b, t)).astype(jnp.int32))
-    wanted = jnp.clip(blanks_before_segment + span_BxT, 0, t)
-    blank_slot = jnp.take_along_axis(slot_of_rank, wanted, axis=1)
-    found = (jnp.take_along_axis(blank_rank, blank_slot, axis=1) == wanted) & (
-        jnp.take_along_axis(segment_ids_BxT, blank_slot, axis=1) == segment_ids_BxT)
-    # no matching blank: the span sits right after Part A (its length), as a plain continuation would
+    # span s fills the s-th blank of its segment; a lone span fills the [gMASK] when there is one,
+    # as the original single-blank code does
+    blank_slot, found = _nth_in_segment(is_blank, starts, span_BxT)
+    gmask_slot, has_gmask = _nth_in_segment((tokens_BxT == special["gmask"]) & part_a, starts, jnp.ones_like(span_BxT))
+    lone_gmask = has_gmask & (_segment_total(is_sop.astype(jnp.int32), starts) == 1)
+    blank_slot, found = jnp.where(lone_gmask, gmask_slot, blank_slot), found | lone_gmask
+    # no matching blank: the span sits right after Part A (at its length), like a continuation
     part_a_len = _segment_cumsum(part_a.astype(jnp.int32), starts)
     span_pos = jnp.where(found, jnp.take_along_axis(positions_BxT, blank_slot, axis=1), part_a_len)
     last_sop = jax.lax.cummax(jnp.where(is_sop, idx_T, -1), axis=1)
@@ -309,7 +330,7 @@ class GLMv1LM(nnx.Module):
     def special(self) -> dict:
         e = self.config.extra
         masks = [e[k] for k in ("mask_token_id", "smask_token_id", "gmask_token_id") if e.get(k) is not None]
-        return {"sop": e["sop_token_id"], "masks": masks}
+        return {"sop": e["sop_token_id"], "gmask": e["gmask_token_id"], "masks": masks}
 
     def generation_prompt(self, ids: list[int]) -> list[int]:
         """The [gMASK] <sop> protocol: a prompt without <sop> gets `[gMASK] <sop>` appended."""
