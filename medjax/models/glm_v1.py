@@ -13,11 +13,12 @@ Two flavours (`config.extra["flavour"]`):
   glm      GLM-10B: learned position + block position embeddings added to the token embedding,
            pre-LN residuals, erf-GeLU MLP, output head tied to the token embedding.
 
-The model derives positions and the prefix mask from the token ids, per packed segment, the way the
-original code does for one blank: Part A = the tokens before the first <sop>; the i-th <sop> opens
-the span of the i-th blank token of Part A. With a KV cache, the first call (cache index 0) is the
-prompt and later calls continue the last span (or, when the prompt had no <sop>, continue the
-context causally).
+The model derives positions and the prefix mask from the token ids, per packed segment: Part A =
+the tokens before the first <sop>; the i-th <sop> opens the span of the i-th blank of Part A, except
+that a lone span fills the [gMASK] when Part A has one (the original code's rule for one blank).
+`positions` given as [B, T] are Part A positions (restarting per segment); [B, 2, T] are taken as
+they are. With a KV cache, the first call (cache index 0) is the prompt and later calls continue
+the last span (or, when the prompt had no <sop>, continue the context causally).
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ from medjax.parallel.rules import constrain
 MODEL_TYPES = ()  # "chatglm" and GLM-10B's "glm" are routed here by models/glm.py:glm_layout
 FLAVOURS = ("chatglm", "glm")
 SPECIAL_KEYS = ("mask_token_id", "smask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id")
-_NONE = -1  # an id that never occurs: stands for an absent special token
 
 
 # -- config ---------------------------------------------------------------------------------------
