@@ -65,11 +65,11 @@ def test_loglik_matches_transformers_on_all_benchmarks(tiny, data_dir, tmp_path)
 
     directory, torch_model, lm = tiny
     output = str(tmp_path / "loglik.json")
-    report = evaluate(lm, ALL_TASKS, data_dir, limit=3, batch_size=4, output=output)
+    report = evaluate(lm, ALL_TASKS, data_dir, limit=2, batch_size=4, output=output)
     assert set(report["tasks"]) == set(ALL_TASKS.split(","))
     tokenizer = AutoTokenizer.from_pretrained(directory)
     lines = [json.loads(line) for line in open(tmp_path / "loglik.predictions.jsonl")]
-    assert len(lines) == 3 * 8 + len(CMB_EXAM)
+    assert len(lines) == 2 * 8 + len(CMB_EXAM)
     for line in lines:
         ours = np.asarray(line["logprobs"])
         theirs = np.asarray([_torch_logprob(torch_model, tokenizer, line["prompt"], c) for c in line["continuations"]])
@@ -118,3 +118,18 @@ def test_cot_and_voc_run_on_the_tiny_model(tiny, data_dir, tmp_path):
     (line,) = [json.loads(x) for x in open(tmp_path / "voc.predictions.jsonl")]
     scores = line["verification"]
     assert set(scores) == {"yes", "no", "maybe"} and line["pred"] == max(scores, key=scores.get)
+
+
+def test_compiled_gather_equals_scoring_from_full_logits(tiny):
+    from medjax.eval.continuation_scorer import score_requests, tokenize_pair
+
+    _, _, lm = tiny
+
+    class LogitsOnly:  # the same model seen only through lm.logits (the numpy path)
+        tokenizer = lm.tokenizer
+        logits = staticmethod(lm.logits)
+
+    requests = [tokenize_pair(lm.tokenizer, "Question: Which nerve?\nAnswer:", c) for c in (" A", " B", " maybe so")]
+    fast, slow = score_requests(lm, requests, batch_size=4), score_requests(LogitsOnly(), requests, batch_size=4)
+    np.testing.assert_allclose([s.logprob for s in fast], [s.logprob for s in slow], atol=1e-4)
+    assert [s.greedy for s in fast] == [s.greedy for s in slow]

@@ -11,20 +11,27 @@ from medjax.eval.prompts import answer_text, build_prompt, continuations, style_
 from medjax.eval.question import Question
 
 
-def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
-               options: EvalOptions) -> list[dict]:
-    items = []  # (question, prompt, [(labels, continuation)])
+def loglik_items(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
+                 options: EvalOptions) -> list[tuple[Question, str, list, list]]:
+    """Per question: (question, prompt, [(labels, continuation)], [(context ids, continuation ids)])."""
+    items = []
     for q, q_shots in zip(questions, shots):
         style = style_for(q, options.prompt_style)
         prompt = build_prompt(q, q_shots, style, options.chat)
         conts = [(frozenset(), style.label_sep + q.reference)] if q.open_ended else continuations(q, style)
-        items.append((q, prompt, conts))
-    requests = [tokenize_pair(lm.tokenizer, prompt, text) for _, prompt, conts in items for _, text in conts]
+        items.append((q, prompt, conts, [tokenize_pair(lm.tokenizer, prompt, text) for _, text in conts]))
+    return items
+
+
+def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
+               options: EvalOptions) -> list[dict]:
+    items = loglik_items(lm, questions, shots, options)
+    requests = [r for *_, item_requests in items for r in item_requests]
     scored = iter(score_requests(
         lm, requests, options.batch_size,
         on_batch=lambda done, total: options.progress(f"  loglik batches: {done}/{total}")))
     predictions = []
-    for q, prompt, conts in items:
+    for q, prompt, conts, _ in items:
         results = [next(scored) for _ in conts]
         logprobs = [r.logprob for r in results]
         record = {"task": q.task, "id": q.id, "source": q.source, "prompt": prompt,
