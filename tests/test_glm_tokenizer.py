@@ -66,7 +66,7 @@ def chatglm2_dir(tmp_path_factory):
     spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(path / "tokenizer"), vocab_size=32,
                                    model_type="unigram", character_coverage=1.0, minloglevel=2)
     os.remove(corpus)
-    shutil.os.remove(path / "tokenizer.vocab")
+    os.remove(path / "tokenizer.vocab")
     return path
 
 

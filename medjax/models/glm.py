@@ -161,7 +161,8 @@ def split_gate_up(store, name_fmt: str, cfg: ModelConfig, dtype, source: str) ->
 
 
 def fuse_gate_up(params: dict, name_fmt: str, num_layers: int) -> dict[str, np.ndarray]:
-    gate, up = np.asarray(params["layers"]["mlp"]["gate"]["kernel"]), np.asarray(params["layers"]["mlp"]["up"]["kernel"])
+    mlp = params["layers"]["mlp"]
+    gate, up = np.asarray(mlp["gate"]["kernel"]), np.asarray(mlp["up"]["kernel"])
     return {name_fmt.format(i=i): np.concatenate([gate[i].T, up[i].T], axis=0) for i in range(num_layers)}
 
 
