@@ -34,7 +34,7 @@ def run_cot(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question
                for q, s, st in zip(questions, shots, styles)]
     paths = generate_texts(lm, [p for p in prompts for _ in range(k)], options,
                            options.max_reason_tokens, temperature=options.temperature,
-                           seed=options.seed, stops=stop_strings(styles[0]), label="cot paths")
+                           seed=options.seed, stops=stop_strings(styles[0]), label="cot path batches")
     predictions = []
     for i, (q, prompt) in enumerate(zip(questions, prompts)):
         outputs = paths[i * k:(i + 1) * k]

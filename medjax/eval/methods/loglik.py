@@ -7,6 +7,7 @@ from typing import Sequence
 
 from medjax.eval.continuation_scorer import score_requests, tokenize_pair
 from medjax.eval.options import EvalOptions
+from medjax.eval.progress import progress_counter
 from medjax.eval.prompts import answer_text, build_prompt, continuations, style_for
 from medjax.eval.question import Question
 
@@ -28,8 +29,7 @@ def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Quest
     items = loglik_items(lm, questions, shots, options)
     requests = [r for *_, item_requests in items for r in item_requests]
     scored = iter(score_requests(
-        lm, requests, options.batch_size,
-        on_batch=lambda done, total: options.progress(f"  loglik batches: {done}/{total}")))
+        lm, requests, options.batch_size, on_batch=progress_counter(options.progress, "loglik batches")))
     predictions = []
     for q, prompt, conts, _ in items:
         results = [next(scored) for _ in conts]

@@ -26,6 +26,7 @@ from typing import Sequence
 from medjax.eval.continuation_scorer import score_requests, tokenize_pair
 from medjax.eval.generation import generate_texts, stop_strings
 from medjax.eval.options import EvalOptions
+from medjax.eval.progress import progress_counter
 from medjax.eval.prompts import EN, Style, answer_text, body, header, shot_text, style_for
 from medjax.eval.question import Question
 
@@ -64,14 +65,14 @@ def run_voc(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question
     argue_prompts = [_wrap(stems[i] + _ARGUE[_lang(styles[i])].format(
         label=label, text=questions[i].options[label]), options) for i, label in pairs]
     arguments = generate_texts(lm, argue_prompts, options, options.max_reason_tokens,
-                               stops=stop_strings(styles[0]), label="voc arguments")
+                               stops=stop_strings(styles[0]), label="voc argument batches")
     verify_prompts = [_wrap(stems[i] + _VERIFY[_lang(styles[i])].format(
         label=label, text=questions[i].options[label], argument=argument.strip()), options)
         for (i, label), argument in zip(pairs, arguments)]
     requests = [tokenize_pair(lm.tokenizer, prompt, verdict)
                 for (i, _), prompt in zip(pairs, verify_prompts) for verdict in _VERDICTS[_lang(styles[i])]]
     scored = score_requests(lm, requests, options.batch_size,
-                            on_batch=lambda d, t: options.progress(f"  voc verification: {d}/{t}"))
+                            on_batch=progress_counter(options.progress, "voc verification batches"))
     per_question: list[dict] = [{} for _ in questions]
     for n, ((i, label), argue, argument, verify) in enumerate(
             zip(pairs, argue_prompts, arguments, verify_prompts)):
