@@ -177,3 +177,33 @@ def test_chat_template_wraps_the_prompt(tmp_path):
     (line,) = [json.loads(x) for x in open(tmp_path / "r.predictions.jsonl")]
     assert line["prompt"].startswith("[INST] The following are multiple choice questions")
     assert line["prompt"].endswith("D. choice d0 [/INST] Answer:") and line["continuations"][0] == " A"
+
+
+def test_multi_answer_generation_needs_the_exact_set(tmp_path):
+    folder = tmp_path / "cmexam"
+    folder.mkdir()
+    (folder / "val.csv").write_text(
+        'Question,Options,Answer,Explanation\n'
+        'q1,"A 甲\\nB 乙\\nC 丙\\nD 丁",ACD,e\nq2,"A 甲\\nB 乙\\nC 丙\\nD 丁",ACD,e\nq3,"A 甲\\nB 乙",B,e\n',
+        encoding="utf-8")
+    replies = ["答案：A、C、D", "答案：AC", "B"]
+    lm = ScriptedLM(reply=lambda text, i: replies[i])
+    report = evaluate(lm, "cmexam", str(tmp_path), method="generate", output=str(tmp_path / "r.json"),
+                      progress=lambda _: None)
+    lines = [json.loads(line) for line in open(tmp_path / "r.predictions.jsonl")]
+    assert [(p["pred"], p["correct"]) for p in lines] == [("ACD", True), ("AC", False), ("B", True)]
+    assert report["tasks"]["cmexam"]["multi_answer_questions"] == 2
+    assert "部分题目有多个正确答案" in lines[0]["prompt"] and lines[0]["prompt"].endswith("答案：")
+
+
+def test_open_ended_generation_is_compared_to_the_reference(tmp_path):
+    folder = tmp_path / "cmb_clin"
+    folder.mkdir()
+    case = {"id": "7", "title": "t", "description": "病人腹痛", "QA_pairs": [
+        {"question": "诊断是什么？", "answer": "急性阑尾炎"}, {"question": "如何治疗？", "answer": "手术切除"}]}
+    (folder / "CMB-Clin-qa.json").write_text(json.dumps([case], ensure_ascii=False), encoding="utf-8")
+    lm = ScriptedLM(reply=lambda text, i: "急性阑尾炎" if "诊断" in text.rsplit("病例：", 1)[1] else "观察")
+    report = evaluate(lm, "cmb_clin", str(tmp_path), method="generate", progress=lambda _: None)
+    assert report["tasks"]["cmb_clin"]["rouge_l_f1"] == pytest.approx(0.5)  # one exact answer, one miss
+    with pytest.raises(ValueError, match="open-ended"):
+        evaluate(lm, "cmb_clin", str(tmp_path), method="voc")
