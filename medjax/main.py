@@ -1,0 +1,36 @@
+"""python -m medjax.main --config=configs/cp_ift.py [--config.KEY=VALUE ...] [--workdir=DIR]
+
+Runs the stages the config lists (continued pretraining, instruction tuning, alignment, ...)
+through the one trainer. Re-running the same command resumes from the latest checkpoints.
+"""
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
+flags.DEFINE_string("workdir", None, "run directory (default: config.workdir)")
+flags.mark_flags_as_required(["config"])
+
+
+def main(argv):
+    del argv
+    from medjax.parallel.distributed import maybe_initialize
+    from medjax.train import preemption
+    from medjax.train.pipeline import run
+
+    if FLAGS["verbosity"].using_default_value:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 brings it back
+    maybe_initialize()
+    try:
+        run(FLAGS.config, FLAGS.workdir or FLAGS.config.workdir)
+    except preemption.Preempted as e:
+        print(f"preempted: {e}; re-run the same command to resume", flush=True)
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,124 @@
+"""The keys of every training config, with defaults. Config files in configs/ start from these.
+
+Every key exists up front, so ml_collections rejects a misspelt `--config.KEY=...` or a value of
+the wrong type before anything runs; `validate` checks the values.
+"""
+from __future__ import annotations
+
+import ml_collections
+from ml_collections import config_dict
+
+from medjax.data.config import data_config
+
+# stage name -> (data kind, objective) when the stage section does not say
+STAGE_DEFAULTS = {
+    "cp": ("lm", "lm"),    # continued pretraining: packed raw text, loss on every token
+    "ift": ("sft", "lm"),  # instruction fine-tuning: loss on responses only
+    "ta": ("sft", "lm"),   # task adaptation: a further IFT on one task
+    "ha": ("pref", "dpo"),  # human alignment (preference objectives)
+}
+
+
+def model_section() -> ml_collections.ConfigDict:
+    m = ml_collections.ConfigDict()
+    m.init = "scratch"  # scratch | hf:DIR | ckpt:DIR
+    m.tokenizer = config_dict.placeholder(str)  # tokenizer path; default: the init spec's, else the embedded one
+    m.preset = "tiny"  # shape of a scratch model (configs/model_presets.py)
+    m.dtype = "float32"  # compute dtype (bfloat16 on TPU/GPU)
+    m.param_dtype = "float32"  # master weights
+    m.remat = "none"  # none | full | dots | dots_no_batch
+    return m
+
+
+def train_section() -> ml_collections.ConfigDict:
+    t = ml_collections.ConfigDict()
+    t.steps = 100
+    t.batch_size = 8  # sequences per optimizer step (all micro-batches together)
+    t.grad_accum = 1  # micro-batches per step
+    t.seq_len = 256
+    t.lr = 3e-4
+    t.warmup_steps = 10
+    t.schedule = "cosine"  # cosine | linear | constant
+    t.min_lr_ratio = 0.1
+    t.weight_decay = 0.01
+    t.clip_norm = 1.0
+    t.b1 = 0.9
+    t.b2 = 0.95
+    t.eps = 1e-8
+    t.seed = 0
+    t.log_every = 10
+    t.eval_every = 50  # 0: evaluate only at the end
+    t.eval_batches = 8  # held-out batches per evaluation (at most)
+    return t
+
+
+def stage_section(name: str, data=None, with_data: bool = True) -> ml_collections.ConfigDict:
+    """A stage's own keys. Single-stage configs keep their data at `config.data` (with_data=False)."""
+    kind, objective = STAGE_DEFAULTS.get(name, ("sft", "lm"))
+    s = ml_collections.ConfigDict()
+    s.kind = kind  # lm | sft | pref
+    s.objective = objective
+    s.parent = config_dict.placeholder(str)  # stage whose final weights this one starts from
+    s.steps = config_dict.placeholder(int)  # None: train.steps
+    s.lr = config_dict.placeholder(float)  # None: train.lr
+    if with_data:
+        s.data = data if data is not None else data_config()
+    return s
+
+
+def stage_data(c, stage: str):
+    """The data section a stage reads: its own (multi-stage configs) or the top-level one."""
+    if "data" in c[stage]:
+        return c[stage].data
+    if "data" in c:
+        return c.data
+    raise ValueError(f"config: stage {stage!r} has no data section (config.{stage}.data or config.data)")
+
+
+def training_config(stages: str) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.stages = stages  # comma-separated, in order; --config.stages=ift runs a subset
+    c.workdir = "runs/default"  # overridden by --workdir
+    c.model = model_section()
+    c.train = train_section()
+    c.checkpoint = ml_collections.ConfigDict({"every": 50, "keep": 3, "async_save": True})
+    c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    c.export_hf = True  # write WORKDIR/<stage>/hf at the end of each stage
+    c.eval = ml_collections.ConfigDict({
+        "tasks": "",  # benchmark tasks to run at the end of each stage, e.g. "medqa"
+        "data_dir": "",  # benchmark directory (see medjax/eval)
+        "method": "loglik",
+        "shots": 0,
+        "limit": config_dict.placeholder(int),
+        "batch_size": 8,
+    })
+    return c
+
+
+def validate(c: ml_collections.ConfigDict) -> None:
+    """Value checks that types alone cannot express; each error names its key."""
+    def need(cond, key, msg):
+        if not cond:
+            raise ValueError(f"config.{key}: {msg}")
+
+    stages = stage_names(c)
+    need(stages, "stages", "names no stage")
+    for s in stages:
+        need(s in c, "stages", f"stage {s!r} has no section config.{s}")
+        need(c[s].kind in ("lm", "sft", "pref"), f"{s}.kind", f"{c[s].kind!r} is not lm, sft or pref")
+    t = c.train
+    need(t.steps > 0, "train.steps", "must be positive")
+    need(t.batch_size > 0, "train.batch_size", "must be positive")
+    need(t.grad_accum > 0 and t.batch_size % t.grad_accum == 0, "train.grad_accum",
+         f"must divide train.batch_size ({t.batch_size})")
+    need(t.seq_len >= 8, "train.seq_len", "must be at least 8")
+    need(t.lr > 0, "train.lr", "must be positive")
+    need(c.checkpoint.every > 0, "checkpoint.every", "must be positive")
+    need(c.checkpoint.keep > 0, "checkpoint.keep", "must be positive")
+    init = c.model.init
+    need(init == "scratch" or init.startswith(("hf:", "ckpt:")), "model.init",
+         f"{init!r}: expected scratch, hf:DIR or ckpt:DIR")
+
+
+def stage_names(c) -> list[str]:
+    return [s.strip() for s in str(c.stages).split(",") if s.strip()]

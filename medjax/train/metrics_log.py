@@ -1,0 +1,67 @@
+"""Where a stage's numbers go: metrics.jsonl, TensorBoard event files and a console line."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class MetricsLog:
+    """Appends one JSON object per logged step; on resume, drops lines past the restored step."""
+
+    def __init__(self, stage_dir: str, stage: str, total_steps: int, enabled: bool = True):
+        self.stage, self.total_steps, self.enabled = stage, total_steps, enabled
+        self.path = os.path.join(stage_dir, "metrics.jsonl")
+        self._tb = None
+        if enabled:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(stage_dir, "tensorboard"))
+        self._start_time = time.time()
+        self._start_step = 0
+
+    def resume_at(self, step: int) -> None:
+        """Forget lines logged after `step` (they belong to work lost when the run was killed)."""
+        self._start_step = step
+        if not (self.enabled and os.path.exists(self.path)):
+            return
+        with open(self.path) as f:
+            kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        with open(self.path + ".tmp", "w") as f:
+            f.writelines(kept)
+        os.replace(self.path + ".tmp", self.path)
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+        step = record["step"]
+        for key, value in record.items():
+            if key != "step" and isinstance(value, (int, float)):
+                self._tb.add_scalar(f"{self.stage}/{key}", value, step)
+        self._tb.flush()
+
+    def console(self, step: int, record: dict) -> None:
+        if not self.enabled:
+            return
+        done = step - self._start_step
+        elapsed = time.time() - self._start_time
+        eta = elapsed / max(done, 1) * (self.total_steps - step)
+        parts = [f"[{self.stage}] step {step}/{self.total_steps}"]
+        for key in ("loss", "eval_loss", "eval_pref_accuracy", "pref_accuracy", "lr", "tokens_per_s"):
+            if key in record:
+                value = record[key]
+                parts.append(f"{key} {value:.3g}" if key in ("lr",) else
+                             f"{key} {value:.0f}" if key == "tokens_per_s" else f"{key} {value:.4f}")
+        parts.append(f"eta {_fmt_duration(eta)}")
+        print("  ".join(parts), flush=True)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

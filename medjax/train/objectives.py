@@ -1,0 +1,41 @@
+"""Training objectives. Each returns (loss, weight, metrics) for one micro-batch.
+
+`weight` is how much the micro-batch counts when micro-batches are combined (labelled tokens for
+language modelling, pairs for preference losses), so gradient accumulation gives the same loss as
+one big batch.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def token_cross_entropy(logits_BxTxV, targets_BxT):
+    """Per-token negative log-likelihood in fp32."""
+    logits = logits_BxTxV.astype(jnp.float32)
+    logz_BxT = jax.nn.logsumexp(logits, axis=-1)
+    target_logit_BxT = jnp.take_along_axis(logits, targets_BxT[..., None], axis=-1)[..., 0]
+    return logz_BxT - target_logit_BxT
+
+
+def forward(model, batch):
+    return model(batch["tokens"], batch["positions"], batch["segment_ids"])
+
+
+def lm_objective(model, batch, extras):
+    """Token-mean cross-entropy over tokens whose loss_mask is 1 (CP and IFT alike)."""
+    del extras
+    nll_BxT = token_cross_entropy(forward(model, batch), batch["targets"])
+    mask_BxT = batch["loss_mask"].astype(jnp.float32)
+    count = jnp.sum(mask_BxT)
+    loss = jnp.sum(nll_BxT * mask_BxT) / jnp.maximum(count, 1.0)
+    return loss, count, {"loss": loss}
+
+
+OBJECTIVES = {"lm": lm_objective}
+
+
+def get_objective(name: str):
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; known: {sorted(OBJECTIVES)}")
+    return OBJECTIVES[name]

@@ -1,0 +1,87 @@
+"""The stage graph: runs the config's stages in order, each starting from the previous one's weights."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+
+from medjax.parallel.mesh import make_mesh
+from medjax.train import preemption
+from medjax.train.config import stage_names, validate
+from medjax.train.model_init import finished_stage_spec
+from medjax.train.stage import run_stage
+
+
+def _read_summary(path: str) -> dict:
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"stages": {}}
+
+
+def _write_summary(path: str, summary: dict) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(summary, f, indent=2, sort_keys=False, default=str)
+    os.replace(path + ".tmp", path)
+
+
+def _earlier_stage(workdir: str, stage: str) -> tuple[str | None, dict | None]:
+    """(ckpt: spec, lineage) of a stage that already ran in `workdir`, or (None, None)."""
+    stage_dir = os.path.join(workdir, stage)
+    spec = finished_stage_spec(stage_dir)
+    if spec is None:
+        print(f"note: parent stage {stage!r} has no checkpoint in {workdir}; starting from config.model.init")
+        return None, None
+    with open(os.path.join(stage_dir, "lineage.json")) as f:
+        return spec, json.load(f)
+
+
+def run(c, workdir: str) -> dict:
+    """Runs every stage named by config.stages; returns (and writes) WORKDIR/summary.json."""
+    validate(c)
+    preemption.install()
+    workdir = os.path.abspath(workdir)
+    os.makedirs(workdir, exist_ok=True)
+    is_main = jax.process_index() == 0
+    mesh = make_mesh(c.mesh.data, c.mesh.fsdp, c.mesh.tensor)
+    summary_path = os.path.join(workdir, "summary.json")
+    summary = _read_summary(summary_path)
+    summary["workdir"] = workdir
+    all_stages = stage_names(c)
+    parent_spec, parent_lineage = None, None
+    for i, name in enumerate(all_stages):
+        if i == 0 and c[name].parent:  # a subset run (--config.stages=ift) starts from its parent's run
+            parent_spec, parent_lineage = _earlier_stage(workdir, c[name].parent)
+        result = run_stage(c, name, workdir, mesh, parent_spec, parent_lineage, is_main)
+        summary["stages"][name] = result.summary()
+        summary["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+        if is_main:
+            _write_summary(summary_path, summary)
+        parent_spec, parent_lineage = _earlier_stage(workdir, name)
+    if is_main:
+        print_summary(summary, [s for s in all_stages])
+    return summary
+
+
+def print_summary(summary: dict, stages: list[str]) -> None:
+    rows = [("stage", "steps", "first loss", "last loss", "first eval", "last eval", "wall s")]
+    fmt = lambda v: "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    for name in stages:
+        s = summary["stages"].get(name)
+        if s:
+            rows.append((name, s["steps"], fmt(s["first_loss"]), fmt(s["last_loss"]), fmt(s["first_eval_loss"]),
+                         fmt(s["last_eval_loss"]), fmt(s["wall_time_s"])))
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    print("\nsummary (" + summary["workdir"] + "/summary.json)")
+    for i, r in enumerate(rows):
+        print("  ".join(str(v).rjust(w) for v, w in zip(r, widths)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    for name in stages:
+        bench = (summary["stages"].get(name) or {}).get("benchmark")
+        if bench:
+            print(f"\n[{name}] benchmark accuracy: " + ", ".join(
+                f"{task}={res.get('accuracy', float('nan')):.3f} (n={res.get('n')})"
+                for task, res in bench.get("tasks", bench).items() if isinstance(res, dict)))
