@@ -207,3 +207,14 @@ def test_open_ended_generation_is_compared_to_the_reference(tmp_path):
     assert report["tasks"]["cmb_clin"]["rouge_l_f1"] == pytest.approx(0.5)  # one exact answer, one miss
     with pytest.raises(ValueError, match="open-ended"):
         evaluate(lm, "cmb_clin", str(tmp_path), method="voc")
+
+
+def test_long_prompts_lose_their_oldest_context_tokens():
+    lm = ScriptedLM(bonus=lambda text: {"B": 1.0})
+    lm.config = type("Config", (), {"max_position_embeddings": 12})()
+    context, continuation = [1] + lm.tokenizer.encode("a long prompt:"), lm.tokenizer.encode(" B")
+    (scored,) = score_requests(lm, [(context, continuation)], batch_size=2)
+    assert scored.truncated == len(context) + len(continuation) - 1 - 12
+    lm.config.max_position_embeddings = 2
+    with pytest.raises(ValueError, match="does not fit"):
+        score_requests(lm, [(context, lm.tokenizer.encode(" BBBB"))], batch_size=2)

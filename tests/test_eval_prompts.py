@@ -1,4 +1,6 @@
 """Prompt construction, loglik continuations, few-shot selection, baselines and report table."""
+import dataclasses
+
 import pytest
 
 from medjax.eval.fewshot import select_shots
@@ -91,3 +93,9 @@ def test_rouge_l_on_chinese_characters():
     assert rouge_l_f1("嵌顿性腹股沟斜疝", "嵌顿性腹股沟斜疝") == 1.0
     assert rouge_l_f1("", "诊断") == 0.0
     assert 0 < rouge_l_f1("腹股沟斜疝", "嵌顿性腹股沟斜疝合并肠梗阻") < 1
+
+
+def test_summary_by_subject():
+    qs = [dataclasses.replace(question(i, "A"), subject=s) for i, s in enumerate(["anatomy", "anatomy", "virology"])]
+    s = summarize(qs, [{"pred": "A", "correct": True}, {"pred": "B", "correct": False}, {"pred": "A", "correct": True}])
+    assert s["by_subject"] == {"anatomy": {"n": 2, "accuracy": 0.5}, "virology": {"n": 1, "accuracy": 1.0}}

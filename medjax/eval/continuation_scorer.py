@@ -24,6 +24,7 @@ class Scored:
     logprob: float  # sum over the continuation's tokens
     num_tokens: int
     greedy: bool  # every continuation token is the argmax at its position
+    truncated: int = 0  # context tokens dropped to fit the model's maximum length
 
 
 def tokenize_pair(tokenizer, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -43,10 +44,11 @@ def score_requests(lm, requests: Sequence[tuple[list[int], list[int]]], batch_si
                    min_length: int = 16, on_batch: Callable[[int, int], None] | None = None
                    ) -> list[Scored]:
     """Scores (context ids, continuation ids) pairs with the model of `lm`."""
+    max_length = getattr(getattr(lm, "config", None), "max_position_embeddings", None)
+    fitted = [_fit(context, continuation, max_length, i) for i, (context, continuation) in enumerate(requests)]
+    requests, dropped = [f[0] for f in fitted], [f[1] for f in fitted]
     rows: dict[tuple[int, ...], list[int]] = {}  # model input -> indices of requests it serves
     for i, (context, continuation) in enumerate(requests):
-        if not context or not continuation:
-            raise ValueError(f"request {i}: empty context or continuation")
         rows.setdefault(tuple(context + continuation[:-1]), []).append(i)
     order = sorted(rows, key=len, reverse=True)
     forward = make_forward(lm)
@@ -71,10 +73,24 @@ def score_requests(lm, requests: Sequence[tuple[list[int], list[int]]], batch_si
                     k = slot[r][position]
                     total += float(logprobs_BxPxK[r, k, wanted[r][position].index(token)])
                     greedy = greedy and int(argmax_BxP[r, k]) == token
-                results[i] = Scored(total, len(continuation), greedy)
+                results[i] = Scored(total, len(continuation), greedy, dropped[i])
         if on_batch is not None:
             on_batch(b + 1, num_batches)
     return results
+
+
+def _fit(context: list[int], continuation: list[int], max_length: int | None, index: int):
+    """(context, continuation) cut to the model's length by dropping the oldest context tokens
+    after the first (BOS), as long prompts with many shots need; and how many were dropped."""
+    if not context or not continuation:
+        raise ValueError(f"request {index}: empty context or continuation")
+    excess = len(context) + len(continuation) - 1 - (max_length or 1 << 62)
+    if excess <= 0:
+        return (context, continuation), 0
+    if excess > len(context) - 2:
+        raise ValueError(f"request {index}: continuation of {len(continuation)} tokens does not fit the "
+                         f"model's {max_length} positions")
+    return (context[:1] + context[1 + excess:], continuation), excess
 
 
 def _targets(requests_per_row: list[list[tuple[list[int], list[int]]]], batch_size: int):

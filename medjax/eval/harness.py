@@ -55,8 +55,10 @@ def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "logli
         started = time.time()
         predictions = METHODS[method](lm, questions, select_shots(
             questions, pool, shots, seed, per_question_shots), options)
-        for p in predictions:
+        for q, p in zip(questions, predictions):
             p["method"] = method
+            if q.subject:
+                p["subject"] = q.subject
         result = summarize(questions, predictions)
         result.update(split=split_data.split, records_in_split=len(split_data.questions), method=method,
                       shots=shots, seconds=round(time.time() - started, 3),

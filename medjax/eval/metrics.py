@@ -37,4 +37,9 @@ def summarize(questions: Sequence[Question], predictions: Sequence[dict]) -> dic
     }
     if "correct_norm" in predictions[0]:
         out["acc_norm"] = sum(bool(p["correct_norm"]) for p in predictions) / n
+    subjects = collections.defaultdict(list)
+    for q, p in zip(questions, predictions):
+        subjects[q.subject].append(bool(p["correct"]))
+    if len(subjects) > 1 and "" not in subjects:  # MMLU/CMMLU/C-Eval subjects, MedQA steps, ...
+        out["by_subject"] = {s: {"n": len(c), "accuracy": sum(c) / len(c)} for s, c in sorted(subjects.items())}
     return out

@@ -37,6 +37,8 @@ def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Quest
         record = {"task": q.task, "id": q.id, "source": q.source, "prompt": prompt,
                   "continuations": [text for _, text in conts], "logprobs": logprobs,
                   "num_tokens": [r.num_tokens for r in results]}
+        if any(r.truncated for r in results):
+            record["truncated_context_tokens"] = max(r.truncated for r in results)
         if q.open_ended:
             record.update(gold=q.reference, pred=None,
                           logprob_per_token=logprobs[0] / results[0].num_tokens)
