@@ -30,16 +30,22 @@ from medjax.eval.progress import progress_counter
 from medjax.eval.prompts import EN, Style, answer_text, body, header, shot_text, style_for
 from medjax.eval.question import Question
 
-_ARGUE = {"en": "Proposed answer: {label}. {text}\nExplain why this proposed answer is correct:",
-          "zh": "假设答案是：{label}. {text}\n请解释为什么这个答案是正确的："}
-_VERIFY = {"en": "Proposed answer: {label}. {text}\nArgument: {argument}\n"
+_ARGUE = {"en": "Proposed answer: {option}\nExplain why this proposed answer is correct:",
+          "zh": "假设答案是：{option}\n请解释为什么这个答案是正确的："}
+_VERIFY = {"en": "Proposed answer: {option}\nArgument: {argument}\n"
                  "Is this argument correct? Answer yes or no.\nAnswer:",
-           "zh": "假设答案是：{label}. {text}\n论证：{argument}\n这个论证是否正确？请回答“是”或“否”。\n答案："}
+           "zh": "假设答案是：{option}\n论证：{argument}\n这个论证是否正确？请回答“是”或“否”。\n答案："}
 _VERDICTS = {"en": (" yes", " no"), "zh": ("是", "否")}
 
 
 def _lang(style: Style) -> str:
     return "en" if style is EN else "zh"
+
+
+def _option(q: Question, label: str) -> str:
+    """"C. Report the physician" for lettered options; PubMedQA's words stand alone."""
+    text = q.options[label]
+    return label if text == label else f"{label}. {text}"
 
 
 def _wrap(user: str, options: EvalOptions) -> str:
@@ -62,12 +68,12 @@ def run_voc(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question
     stems = [header(q, st) + "\n\n" + "".join(shot_text(s, st) for s in q_shots) + body(q, st)
              for q, q_shots, st in zip(questions, shots, styles)]
     pairs = [(i, label) for i, q in enumerate(questions) for label in q.options]
-    argue_prompts = [_wrap(stems[i] + _ARGUE[_lang(styles[i])].format(
-        label=label, text=questions[i].options[label]), options) for i, label in pairs]
+    argue_prompts = [_wrap(stems[i] + _ARGUE[_lang(styles[i])].format(option=_option(questions[i], label)), options)
+                     for i, label in pairs]
     arguments = generate_texts(lm, argue_prompts, options, options.max_reason_tokens,
                                stops=stop_strings(styles[0]), label="voc argument batches")
     verify_prompts = [_wrap(stems[i] + _VERIFY[_lang(styles[i])].format(
-        label=label, text=questions[i].options[label], argument=argument.strip()), options)
+        option=_option(questions[i], label), argument=argument.strip()), options)
         for (i, label), argument in zip(pairs, arguments)]
     requests = [tokenize_pair(lm.tokenizer, prompt, verdict)
                 for (i, _), prompt in zip(pairs, verify_prompts) for verdict in _VERDICTS[_lang(styles[i])]]
