@@ -9,13 +9,14 @@ import ml_collections
 from ml_collections import config_dict
 
 from medjax.data.config import data_config
+from medjax.peft.config import peft_section
 
 # stage name -> (data kind, objective) when the stage section does not say
 STAGE_DEFAULTS = {
     "cp": ("lm", "lm"),    # continued pretraining: packed raw text, loss on every token
     "ift": ("sft", "lm"),  # instruction fine-tuning: loss on responses only
     "ta": ("sft", "lm"),   # task adaptation: a further IFT on one task
-    "ha": ("pref", "dpo"),  # human alignment (preference objectives)
+    "ha": ("pref", "preference"),  # human alignment: DPO / IPO / ORPO / SimPO (config.ha.loss)
 }
 
 
@@ -52,6 +53,16 @@ def train_section() -> ml_collections.ConfigDict:
     return t
 
 
+def alignment_keys(s: ml_collections.ConfigDict) -> None:
+    """The keys of a preference (`pref`) stage; formulas in medjax/train/preference.py."""
+    s.loss = "dpo"  # dpo | ipo | orpo | simpo
+    s.beta = config_dict.placeholder(float)  # None: 0.1 (dpo, ipo, orpo's lambda), 2.0 (simpo)
+    s.gamma = 0.5  # simpo's target reward margin
+    s.label_smoothing = 0.0  # dpo / simpo: conservative (noisy-label) variant
+    s.sft_weight = 0.0  # adds this times the chosen response's mean NLL to any loss
+    s.reference = "copy"  # dpo / ipo: copy | base (LoRA adapters off) | precomputed (medjax/train/reference.py)
+
+
 def stage_section(name: str, data=None, with_data: bool = True) -> ml_collections.ConfigDict:
     """A stage's own keys. Single-stage configs keep their data at `config.data` (with_data=False)."""
     kind, objective = STAGE_DEFAULTS.get(name, ("sft", "lm"))
@@ -61,6 +72,8 @@ def stage_section(name: str, data=None, with_data: bool = True) -> ml_collection
     s.parent = config_dict.placeholder(str)  # stage whose final weights this one starts from
     s.steps = config_dict.placeholder(int)  # None: train.steps
     s.lr = config_dict.placeholder(float)  # None: train.lr
+    if kind == "pref":
+        alignment_keys(s)
     if with_data:
         s.data = data if data is not None else data_config()
     return s
@@ -83,6 +96,7 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
     c.train = train_section()
     c.checkpoint = ml_collections.ConfigDict({"every": 50, "keep": 3, "async_save": True})
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+    c.peft = peft_section()  # parameter-efficient fine-tuning: none | lora | qlora | prompt
     c.export_hf = True  # write WORKDIR/<stage>/hf at the end of each stage
     c.eval = ml_collections.ConfigDict({
         "tasks": "",  # benchmark tasks to run at the end of each stage, e.g. "medqa"
@@ -95,17 +109,25 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
     return c
 
 
+class ConfigError(ValueError):
+    pass
+
+
 def validate(c: ml_collections.ConfigDict) -> None:
     """Value checks that types alone cannot express; each error names its key."""
     def need(cond, key, msg):
         if not cond:
-            raise ValueError(f"config.{key}: {msg}")
+            raise ConfigError(f"config.{key}: {msg}")
 
     stages = stage_names(c)
     need(stages, "stages", "names no stage")
     for s in stages:
         need(s in c, "stages", f"stage {s!r} has no section config.{s}")
         need(c[s].kind in ("lm", "sft", "pref"), f"{s}.kind", f"{c[s].kind!r} is not lm, sft or pref")
+        need((c[s].kind == "pref") == (c[s].objective == "preference"), f"{s}.objective",
+             f"{c[s].objective!r}: kind 'pref' trains with objective 'preference' and only it")
+        if c[s].kind == "pref":
+            validate_alignment(c[s], s)
     t = c.train
     need(t.steps > 0, "train.steps", "must be positive")
     need(t.batch_size > 0, "train.batch_size", "must be positive")
@@ -118,6 +140,23 @@ def validate(c: ml_collections.ConfigDict) -> None:
     init = c.model.init
     need(init == "scratch" or init.startswith(("hf:", "ckpt:")), "model.init",
          f"{init!r}: expected scratch, hf:DIR or ckpt:DIR")
+
+
+def validate_alignment(s: ml_collections.ConfigDict, name: str) -> None:
+    # imported here: they load jax, and config files should stay cheap to import
+    from medjax.train.preference import LOSSES
+    from medjax.train.reference import REFERENCES
+
+    def need(cond, key, msg):
+        if not cond:
+            raise ValueError(f"config.{name}.{key}: {msg}")
+
+    need("loss" in s, "loss", "missing: build the section with stage_section(...) or alignment_keys(...)")
+    need(s.loss in LOSSES, "loss", f"{s.loss!r} is not one of {LOSSES}")
+    need(s.reference in REFERENCES, "reference", f"{s.reference!r} is not one of {REFERENCES}")
+    need(s.beta is None or s.beta > 0, "beta", "must be positive")
+    need(0 <= s.label_smoothing < 0.5, "label_smoothing", "must be in [0, 0.5)")
+    need(s.sft_weight >= 0, "sft_weight", "must be non-negative")
 
 
 def stage_names(c) -> list[str]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from medjax.train.preference import preference_loss, segment_logps
+from medjax.train.reference import reference_logps
+
 
 def token_cross_entropy(logits_BxTxV, targets_BxT):
     """Per-token negative log-likelihood in fp32."""
@@ -32,7 +35,15 @@ def lm_objective(model, batch, extras):
     return loss, count, {"loss": loss}
 
 
-OBJECTIVES = {"lm": lm_objective}
+def preference_objective(model, batch, extras):
+    """DPO / IPO / ORPO / SimPO on rows holding one pair each; extras["preference"] holds the
+    settings, and the reference (medjax/train/reference.py) comes from extras or the batch."""
+    logp_Bx2, count_Bx2 = segment_logps(forward(model, batch), batch)
+    ref_logp_Bx2 = reference_logps(model, batch, extras)
+    return preference_loss(extras["preference"], logp_Bx2, count_Bx2, ref_logp_Bx2)
+
+
+OBJECTIVES = {"lm": lm_objective, "preference": preference_objective}
 
 
 def get_objective(name: str):

@@ -27,6 +27,7 @@ from medjax.train.metrics_log import MetricsLog
 from medjax.train.model_init import initial_model
 from medjax.train.objectives import get_objective
 from medjax.train.optimizer import make_optimizer
+from medjax.train.reference import precompute_reference, reference_extras
 from medjax.train.step import init_state, make_eval_step, make_train_step
 from medjax.train.trainables import prepare_trainable
 
@@ -109,6 +110,12 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     eval_batches = build_eval_batches(data_cfg, tokenizer, **common)[: t.eval_batches]
 
     model, trainable_filter, extras = prepare_trainable(c, name, model, stage_dir)
+    extras = {**extras, **reference_extras(c[name], model)}  # preference settings and reference model
+    precomputed = precompute_reference(c[name], stage_dir, model,
+                                       lambda: build_train_iterator(data_cfg, tokenizer, seed=t.seed, **common),
+                                       eval_batches, t.steps, t.batch_size, mesh, name)
+    if precomputed:
+        eval_batches = precomputed.eval_batches
     graphdef, params, frozen = nnx.split(model, trainable_filter, ...)
     params = jax.device_put(params, state_shardings(params, mesh))
     frozen = jax.device_put(frozen, state_shardings(frozen, mesh))
@@ -169,6 +176,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     interval_start, interval_tokens = time.time(), 0
     for step in range(start_step + 1, t.steps + 1):
         batch = next(train_it)
+        if precomputed:
+            batch = precomputed.attach(step, batch)
         interval_tokens += int(np.count_nonzero(batch["segment_ids"]))
         state, metrics = train_step(state, frozen, put_batch(batch, mesh), extras)
         loss = float(metrics["loss"])
