@@ -20,7 +20,9 @@ def main(argv):
     del argv
     from medjax.parallel.distributed import maybe_initialize
     from medjax.train import preemption
+    from medjax.train.config import ConfigError
     from medjax.train.pipeline import run
+    from medjax.train.stage import NonFiniteLoss
 
     if FLAGS["verbosity"].using_default_value:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 brings it back
@@ -30,6 +32,9 @@ def main(argv):
     except preemption.Preempted as e:
         print(f"preempted: {e}; re-run the same command to resume", flush=True)
         sys.exit(0)
+    except (ConfigError, NonFiniteLoss) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def print_summary(summary: dict, stages: list[str]) -> None:
         s = summary["stages"].get(name)
         if s:
             rows.append((name, s["steps"], fmt(s["first_loss"]), fmt(s["last_loss"]), fmt(s["first_eval_loss"]),
-                         fmt(s["last_eval_loss"]), fmt(s["wall_time_s"])))
+                         fmt(s["last_eval_loss"]), f"{s['wall_time_s']:.1f}"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     print("\nsummary (" + summary["workdir"] + "/summary.json)")
     for i, r in enumerate(rows):
