@@ -84,9 +84,25 @@ def load_params_model(path: str, **overrides):
     """The model stored at a ckpt: path (params only), with optional config overrides."""
     config_dir, params_dir = resolve_ckpt(path)
     cfg = read_model_config(config_dir).replace(**overrides)
-    target = abstract_params_of(abstract_model(cfg))
-    params = restore_params(params_dir, target)
-    return model_from_params(cfg, params), config_dir
+    abstract = _abstract_with_peft(cfg, config_dir)
+    if abstract is None:
+        params = restore_params(params_dir, abstract_params_of(abstract_model(cfg)))
+        return model_from_params(cfg, params), config_dir
+    params = restore_params(params_dir, abstract_params_of(abstract))
+    graphdef, state = nnx.split(abstract)
+    nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, params))
+    return nnx.merge(graphdef, state), config_dir
+
+
+def _abstract_with_peft(cfg: ModelConfig, config_dir: str):
+    """The adapter graph (LoRA, QLoRA, soft prompt) a PEFT stage saved, from its peft_config.json; else None."""
+    from medjax.peft.config import PeftSettings  # peft builds on the models, not the other way round
+    from medjax.peft.setup import abstract_peft_model
+
+    settings = PeftSettings.load(config_dir)
+    if settings is None or settings.method == "none":
+        return None
+    return abstract_peft_model(cfg, settings)
 
 
 def tokenizer_dir(config_dir: str) -> str | None:

@@ -1,19 +1,28 @@
 """Which variables a stage trains, what extra inputs its objective needs, and what it exports.
 
-Full-parameter training trains every nnx.Param. Parameter-efficient methods (medjax/peft) and
-alignment objectives with reference models extend this in one place.
+`config.peft.method` picks: none (every nnx.Param trains), lora / qlora (only LoRAParam adapters),
+prompt (only the soft prompt). A PEFT stage writes peft_config.json into its directory so that
+`ckpt:` loading rebuilds the same graph.
 """
 from __future__ import annotations
 
-from flax import nnx
+from medjax.peft.config import PeftSettings
+from medjax.peft.setup import apply_peft, backbone_of, has_peft, trainable_filter
 
 
 def prepare_trainable(c, stage: str, model, stage_dir: str):
     """(model, trainable filter, objective extras) for a stage."""
-    del c, stage, stage_dir
-    return model, nnx.Param, {}
+    del stage
+    settings = PeftSettings.from_config(c)
+    if has_peft(model):  # a PEFT parent stage: its adapters are merged into this stage's base
+        model = backbone_of(model)
+    if settings.method != "none":
+        model = apply_peft(model, settings, seed=c.train.seed)
+        if stage_dir:
+            settings.save(stage_dir)
+    return model, trainable_filter(settings), {}
 
 
 def exportable_model(model):
-    """The plain backbone to write as an HF directory."""
-    return model
+    """The plain backbone to write as an HF directory (adapters merged, quantised weights dequantised)."""
+    return backbone_of(model)

@@ -1,0 +1,67 @@
+"""Turns a backbone into its PEFT form (model surgery) and back; the one entry point the trainer,
+checkpoint loading and conversion use."""
+from __future__ import annotations
+
+from flax import nnx
+
+from medjax.models.registry import family_module
+from medjax.peft.config import PeftSettings
+from medjax.peft.lora import LoRALinear, LoRAParam, _set_module, lora_modules, merged_backbone
+from medjax.peft.prompt_tuning import PromptParam, PromptTunedLM
+from medjax.peft.quantized import QuantizedLinear
+from medjax.peft.targets import GROUPS, resolve_targets
+
+
+def _module_at(model, path: tuple):
+    for key in path:
+        model = model[key] if isinstance(key, int) else getattr(model, key)
+    return model
+
+
+def apply_lora(model, settings: PeftSettings, seed: int = 0):
+    """In place: every targeted Linear becomes a LoRALinear; with qlora every decoder-layer Linear is
+    quantised first. Returns the model."""
+    targets = resolve_targets(model, settings.targets)
+    if settings.method == "qlora":
+        for path in resolve_targets(model, ",".join(GROUPS["all"])):
+            name = "/".join(map(str, path))
+            _set_module(model, path, QuantizedLinear(_module_at(model, path), settings.quant, what=name))
+    rngs = nnx.Rngs(seed)
+    for layer_id, path in enumerate(targets):
+        base = _module_at(model, path)
+        _set_module(model, path, LoRALinear(base, rank=settings.rank, alpha=settings.alpha, rslora=settings.rslora,
+                                            dropout=settings.dropout, layer_id=layer_id, rngs=rngs))
+    return model
+
+
+def apply_peft(model, settings: PeftSettings, seed: int = 0):
+    """The model to train under `settings` (the input model may be changed in place)."""
+    if settings.method == "none":
+        return model
+    if settings.method == "prompt":
+        return PromptTunedLM(model, settings.num_virtual_tokens, rngs=nnx.Rngs(seed))
+    return apply_lora(model, settings, seed)
+
+
+def trainable_filter(settings: PeftSettings):
+    return {"none": nnx.Param, "lora": LoRAParam, "qlora": LoRAParam, "prompt": PromptParam}[settings.method]
+
+
+def has_peft(model) -> bool:
+    return isinstance(model, PromptTunedLM) or any(
+        isinstance(m, (LoRALinear, QuantizedLinear)) for _, m in model.iter_modules())
+
+
+def backbone_of(model, merge: bool = True):
+    """The plain backbone: adapters merged (or dropped with merge=False), quantised weights
+    dequantised, soft prompt dropped. A model without PEFT parts comes back as it is."""
+    if isinstance(model, PromptTunedLM):
+        return model.backbone
+    if not has_peft(model):
+        return model
+    return merged_backbone(model, merge=merge)
+
+
+def abstract_peft_model(cfg, settings: PeftSettings):
+    """The PEFT graph of backbone config `cfg` with shapes only, e.g. to restore a checkpoint into."""
+    return nnx.eval_shape(lambda: apply_peft(family_module(cfg.family).build(cfg, nnx.Rngs(0)), settings))

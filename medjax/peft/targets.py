@@ -1,0 +1,48 @@
+"""Which Linear layers get adapters: chosen by role (q, k, v, o, gate, up, down, lm_head), by group
+(attn, mlp, all) or by a glob over module paths such as "layers/attn/*". Roles name what a layer
+does, so the same targets work for LLaMA, GLM/GLM-4 (shared decoder) and GLM v1 (which has no gate).
+"""
+from __future__ import annotations
+
+import fnmatch
+
+from medjax.models.layers import Linear
+
+GROUPS = {
+    "attn": ("q", "k", "v", "o"),
+    "mlp": ("gate", "up", "down"),
+    "all": ("q", "k", "v", "o", "gate", "up", "down"),  # every decoder-layer Linear (not the LM head)
+}
+
+
+def linear_layers(model) -> dict[str, tuple]:
+    """'layers/attn/q' -> module path, for every Linear in the model."""
+    return {"/".join(map(str, path)): tuple(path) for path, m in model.iter_modules() if isinstance(m, Linear)}
+
+
+def parse_targets(targets) -> list[str]:
+    items = targets.split(",") if isinstance(targets, str) else list(targets)
+    items = [t.strip() for t in items if t and t.strip()]
+    if not items:
+        raise ValueError("peft.targets: names no layer (e.g. 'attn', 'q,v', 'all', 'layers/mlp/*')")
+    return items
+
+
+def resolve_targets(model, targets) -> list[tuple]:
+    """Module paths of the Linear layers that `targets` selects. A target matching nothing is an error
+    that lists the available layer names."""
+    layers = linear_layers(model)
+    chosen: dict[str, tuple] = {}
+    for item in parse_targets(targets):
+        roles = GROUPS.get(item)
+        if roles is not None:  # a group matches whichever of its roles the backbone has
+            hits = [n for n, p in layers.items() if p[-1] in roles and n.startswith("layers/")]
+        else:
+            hits = [n for n, p in layers.items() if p[-1] == item or fnmatch.fnmatchcase(n, item)]
+        if not hits:
+            raise ValueError(f"peft.targets: {item!r} matches no Linear layer; available layers: "
+                             f"{', '.join(sorted(layers))} (roles: {', '.join(sorted({p[-1] for p in layers.values()}))}; "
+                             f"groups: {', '.join(GROUPS)})")
+        for n in hits:
+            chosen[n] = layers[n]
+    return [chosen[n] for n in sorted(chosen)]
