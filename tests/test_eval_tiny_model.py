@@ -31,7 +31,7 @@ def tiny(tmp_path_factory):
     import medjax
 
     directory = str(tmp_path_factory.mktemp("tiny_llama"))
-    torch_model = make_hf_llama(directory, seed=3, tokenizer=True, vocab_size=32000)
+    torch_model = make_hf_llama(directory, seed=3, tokenizer=True, vocab_size=32000, max_position_embeddings=4096)
     return directory, torch_model, medjax.load("hf:" + directory)
 
 

@@ -15,12 +15,18 @@ from medjax.eval.question import Question
 def loglik_items(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
                  options: EvalOptions) -> list[tuple[Question, str, list, list]]:
     """Per question: (question, prompt, [(labels, continuation)], [(context ids, continuation ids)])."""
+    max_length = getattr(getattr(lm, "config", None), "max_position_embeddings", None) or 1 << 62
     items = []
     for q, q_shots in zip(questions, shots):
         style = style_for(q, options.prompt_style)
         prompt = build_prompt(q, q_shots, style, options.chat)
         conts = [(frozenset(), style.label_sep + q.reference)] if q.open_ended else continuations(q, style)
-        items.append((q, prompt, conts, [tokenize_pair(lm.tokenizer, prompt, text) for _, text in conts]))
+        requests = [tokenize_pair(lm.tokenizer, prompt, text) for _, text in conts]
+        longest = max(len(continuation) for _, continuation in requests)
+        if longest >= max_length:
+            raise ValueError(f"{q.source}: a continuation of {longest} tokens leaves no room for the prompt in "
+                             f"the model's {max_length} positions")
+        items.append((q, prompt, conts, requests))
     return items
 
 
