@@ -49,8 +49,11 @@ def restore_params(params_dir: str, abstract_params: dict) -> dict:
 
 
 def abstract_params_of(model_abstract) -> dict:
+    """Restore target on this process's first device: the checkpoint may come from any mesh or device
+    count (Orbax refuses the saved topology when it differs); callers re-shard afterwards."""
     _, state = nnx.split(model_abstract)
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), nnx.to_pure_dict(state))
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=here), nnx.to_pure_dict(state))
 
 
 def resolve_ckpt(path: str) -> tuple[str, str]:

@@ -5,6 +5,7 @@ import math
 
 import jax
 import numpy as np
+import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -88,15 +89,39 @@ def shardings_of(tree):
     return jax.tree.map(lambda x: x.sharding, tree)
 
 
+def optimizer_shardings(optimizer: optax.GradientTransformation, params, mesh: Mesh):
+    """Shardings for `optimizer.init(params)`: every parameter-shaped leaf (Adam's mu and nu) takes
+    its parameter's sharding, everything else (step counts) is replicated.
+
+    jit(init) alone would replicate mu/nu: zeros_like does not inherit a sharding while tracing.
+    """
+    abstract = jax.eval_shape(optimizer.init, params)
+    return optax.tree_utils.tree_map_params(optimizer, lambda _, p: p.sharding, abstract, params,
+                                            transform_non_params=lambda _: replicated(mesh))
+
+
+def per_device_bytes(tree) -> dict:
+    """Bytes each device holds for the arrays of `tree`, read from their shards (not assumed)."""
+    held = {}
+    for x in jax.tree.leaves(tree):
+        for shard in x.addressable_shards:
+            held[shard.device] = held.get(shard.device, 0) + shard.data.nbytes
+    return held
+
+
 def put_batch(batch: dict, mesh: Mesh) -> dict:
-    """Host arrays [B, ...] (this process's rows) -> global arrays sharded over the batch axes."""
+    """The global host batch [B, ...] -> global arrays sharded over the batch axes.
+
+    Every process builds the same global batch (the data pipeline is deterministic); each one
+    copies only the rows that its own devices hold.
+    """
     sharding = batch_sharding(mesh)
     ways = mesh.shape["data"] * mesh.shape["fsdp"]
     out = {}
     for key, value in batch.items():
         value = np.asarray(value)
-        if value.shape[0] * jax.process_count() % ways:
-            raise ValueError(f"batch of {value.shape[0] * jax.process_count()} rows cannot be split over "
-                             f"mesh.data x mesh.fsdp = {ways} devices (train.batch_size must be a multiple)")
-        out[key] = jax.make_array_from_process_local_data(sharding, value)
+        if value.shape[0] % ways:
+            raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, which cannot be split over mesh.data x "
+                             f"mesh.fsdp = {ways} devices (train.batch_size must be a multiple)")
+        out[key] = jax.make_array_from_callback(value.shape, sharding, lambda index, v=value: v[index])
     return out

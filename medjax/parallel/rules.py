@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
@@ -61,6 +62,16 @@ def activation_sharding(mesh):
         yield
     finally:
         _active_mesh.reset(token)
+
+
+def with_activation_sharding(fn, mesh):
+    """`fn` (a jitted step) called, and so traced, inside `activation_sharding(mesh)`."""
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        with activation_sharding(mesh):
+            return fn(*args, **kwargs)
+
+    return call
 
 
 def constrain(x, axes):

@@ -20,7 +20,9 @@ from medjax.checkpoint.hf_model import save_hf_model
 from medjax.checkpoint.manager import TrainCheckpoints, abstract_of
 from medjax.checkpoint.params_io import MODEL_CONFIG, TOKENIZER
 from medjax.data.pipeline import build_eval_batches, build_train_iterator
-from medjax.parallel.mesh import put_batch, shardings_of, state_shardings
+from medjax.parallel.mesh import (batch_sharding, optimizer_shardings, put_batch, replicated, shardings_of,
+                                  state_shardings)
+from medjax.parallel.rules import with_activation_sharding
 from medjax.train import preemption
 from medjax.train.config import stage_data
 from medjax.train.metrics_log import MetricsLog
@@ -121,7 +123,9 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     frozen = jax.device_put(frozen, state_shardings(frozen, mesh))
     objective = get_objective(objective_name)
     optimizer, schedule = make_optimizer(t, t.steps)
-    state = jax.jit(lambda p: init_state(p, optimizer, t.seed))(params)
+    init_sh = {"step": replicated(mesh), "params": shardings_of(params),
+               "opt_state": optimizer_shardings(optimizer, params, mesh), "rng": replicated(mesh)}
+    state = jax.jit(lambda p: init_state(p, optimizer, t.seed), out_shardings=init_sh)(params)
 
     ckpts = TrainCheckpoints(os.path.join(stage_dir, "checkpoints"), keep=c.checkpoint.keep,
                              async_save=c.checkpoint.async_save)
@@ -143,10 +147,14 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
         print(f"[{name}] resumed from {ckpts.step_dir(start_step)} (step {start_step})", flush=True)
 
     state_sh, frozen_sh = shardings_of(state), shardings_of(frozen)
-    train_step = jax.jit(make_train_step(graphdef, objective, optimizer, schedule, t.grad_accum),
-                         in_shardings=(state_sh, frozen_sh, None, None), out_shardings=(state_sh, None),
-                         donate_argnums=(0,))
-    eval_step = jax.jit(make_eval_step(graphdef, objective))
+    batch_sh = batch_sharding(mesh)
+    train_step = with_activation_sharding(jax.jit(
+        make_train_step(graphdef, objective, optimizer, schedule, t.grad_accum),
+        in_shardings=(state_sh, frozen_sh, batch_sh, None), out_shardings=(state_sh, replicated(mesh)),
+        donate_argnums=(0,)), mesh)
+    eval_step = with_activation_sharding(jax.jit(
+        make_eval_step(graphdef, objective), in_shardings=(state_sh["params"], frozen_sh, batch_sh, None),
+        out_shardings=replicated(mesh)), mesh)
 
     def evaluate(state) -> dict:
         sums, weight = None, 0.0
