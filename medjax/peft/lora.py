@@ -102,7 +102,7 @@ def base_axes(base) -> tuple:
 
 
 def lora_modules(model) -> list[tuple[tuple, LoRALinear]]:
-    return [(tuple(path), m) for path, m in model.iter_modules() if isinstance(m, LoRALinear)]
+    return [(tuple(path), m) for path, m in nnx.iter_modules(model) if isinstance(m, LoRALinear)]
 
 
 @contextlib.contextmanager
@@ -180,6 +180,6 @@ def merged_backbone(model, merge: bool = True):
         if merge:
             kernel = (kernel.astype(jnp.float32) + m.delta()).astype(kernel.dtype)
         _set_module(model, path, plain_linear(base, kernel))
-    for path, m in [(tuple(p), m) for p, m in model.iter_modules() if isinstance(m, QuantizedLinear)]:
+    for path, m in [(tuple(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, QuantizedLinear)]:
         _set_module(model, path, plain_linear(m, m.dequantised_kernel().astype(m.param_dtype)))
     return model

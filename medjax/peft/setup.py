@@ -49,7 +49,7 @@ def trainable_filter(settings: PeftSettings):
 
 def has_peft(model) -> bool:
     return isinstance(model, PromptTunedLM) or any(
-        isinstance(m, (LoRALinear, QuantizedLinear)) for _, m in model.iter_modules())
+        isinstance(m, (LoRALinear, QuantizedLinear)) for _, m in nnx.iter_modules(model))
 
 
 def backbone_of(model, merge: bool = True):

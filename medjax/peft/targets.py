@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import fnmatch
 
+from flax import nnx
+
 from medjax.models.layers import Linear
 
 GROUPS = {
@@ -17,7 +19,7 @@ GROUPS = {
 
 def linear_layers(model) -> dict[str, tuple]:
     """'layers/attn/q' -> module path, for every Linear in the model."""
-    return {"/".join(map(str, path)): tuple(path) for path, m in model.iter_modules() if isinstance(m, Linear)}
+    return {"/".join(map(str, path)): tuple(path) for path, m in nnx.iter_modules(model) if isinstance(m, Linear)}
 
 
 def parse_targets(targets) -> list[str]:
