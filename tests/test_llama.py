@@ -166,3 +166,14 @@ def test_tokenizer_larger_than_embedding_is_an_error(hf_models, tmp_path):
     save_llama2_tokenizer(str(d))  # 32000 pieces vs 128 embedding rows
     with pytest.raises(ValueError, match="32000"):
         medjax.load(f"hf:{d}")
+
+
+def test_pytorch_bin_checkpoints_load(hf_models, tmp_path):
+    import shutil
+
+    import torch
+
+    directory, torch_model = hf_models["mha_untied"]
+    shutil.copy(os.path.join(directory, "config.json"), tmp_path / "config.json")
+    torch.save(torch_model.state_dict(), tmp_path / "pytorch_model.bin")  # the original THUDM-style layout
+    np.testing.assert_allclose(medjax.load(f"hf:{tmp_path}").logits(IDS), torch_logits(torch_model, IDS), atol=1e-4)

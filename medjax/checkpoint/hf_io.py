@@ -74,9 +74,13 @@ class TensorStore:
         else:
             found = [f for f in os.listdir(directory) if f.endswith(".safetensors")]
             if not found:
-                others = [f for f in os.listdir(directory) if f.endswith((".bin", ".pt", ".pth"))]
+                bins = sorted(f for f in os.listdir(directory) if f.startswith("pytorch_model") and f.endswith(".bin"))
+                if bins:
+                    self._init_from_torch_bins(directory, bins)
+                    return
+                others = [f for f in os.listdir(directory) if f.endswith((".pt", ".pth"))]
                 hint = f" (found {others}: convert them to safetensors first)" if others else ""
-                raise FileNotFoundError(f"{directory}: no *.safetensors weights{hint}")
+                raise FileNotFoundError(f"{directory}: no *.safetensors or pytorch_model*.bin weights{hint}")
             files = None
         self.directory = directory
         self._open: dict[str, SafetensorsFile] = {}
@@ -88,6 +92,22 @@ class TensorStore:
                     self._files.update({k: st.path for k in st.keys()})
         else:
             self._files = files
+
+    def _init_from_torch_bins(self, directory: str, bins: list[str]) -> None:
+        """Original THUDM checkpoints ship pickled torch shards; reading them needs torch installed."""
+        try:
+            import torch
+        except ImportError as e:
+            raise FileNotFoundError(f"{directory}: weights are pytorch_model*.bin; install torch to read them, or "
+                                    "convert them to safetensors") from e
+        self.directory, self._open, self._files = directory, {}, {}
+        self._tensors = {}
+        for fn in bins:
+            state = torch.load(os.path.join(directory, fn), map_location="cpu", weights_only=True)
+            for name, t in state.items():
+                t = t.float() if t.dtype == torch.bfloat16 else t
+                self._tensors[name] = t.numpy()
+                self._files[name] = fn
 
     def _file(self, path: str) -> SafetensorsFile:
         if path not in self._open:
@@ -103,6 +123,8 @@ class TensorStore:
     def get(self, name: str) -> np.ndarray:
         if name not in self._files:
             raise KeyError(f"{self.directory}: missing weight {name!r}")
+        if name in getattr(self, "_tensors", {}):
+            return self._tensors[name]
         return self._file(self._files[name]).get(name)
 
 
