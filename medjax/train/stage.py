@@ -22,6 +22,7 @@ from medjax.checkpoint.params_io import MODEL_CONFIG, TOKENIZER
 from medjax.data.pipeline import build_eval_batches, build_train_iterator
 from medjax.parallel.mesh import (batch_sharding, optimizer_shardings, put_batch, replicated, shardings_of,
                                   state_shardings)
+from medjax.parallel.distributed import host_copy
 from medjax.parallel.rules import with_activation_sharding
 from medjax.train import preemption
 from medjax.train.config import stage_data
@@ -144,7 +145,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
         train_it.set_state(meta["data"])
         first_loss, first_eval = meta.get("first_loss"), meta.get("first_eval_loss")
         log.resume_at(start_step)
-        print(f"[{name}] resumed from {ckpts.step_dir(start_step)} (step {start_step})", flush=True)
+        if is_main:
+            print(f"[{name}] resumed from {ckpts.step_dir(start_step)} (step {start_step})", flush=True)
 
     state_sh, frozen_sh = shardings_of(state), shardings_of(frozen)
     batch_sh = batch_sharding(mesh)
@@ -178,7 +180,7 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
         log.write({"step": 0, **eval_metrics})
         log.console(0, eval_metrics)
 
-    if start_step < t.steps:
+    if is_main and start_step < t.steps:
         print(f"[{name}] training steps {start_step + 1}..{t.steps}: kind={kind} objective={objective_name} "
               f"batch={t.batch_size}x{t.seq_len} from {origin}", flush=True)
     interval_start, interval_tokens = time.time(), 0
@@ -223,6 +225,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     log.close()
 
     final_model = nnx.merge(graphdef, state["params"], frozen)
+    if jax.process_count() > 1 and (c.export_hf or c.eval.tasks):  # every process joins the gather; 0 writes
+        final_model = nnx.merge(graphdef, host_copy(state["params"]), host_copy(frozen))
     hf_dir = None
     if c.export_hf and is_main:
         from medjax.train.trainables import exportable_model
