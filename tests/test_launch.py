@@ -1,5 +1,5 @@
 """launch/: the Colab notebook's code cells run on CPU (its TPU cell skips itself by a check), and
-the pod / SLURM scripts are valid bash whose dry run prints the expected command sequence."""
+the pod and SLURM scripts run the expected commands (a dry run; a stand-in srun)."""
 from __future__ import annotations
 
 import json
@@ -44,3 +44,39 @@ def test_notebook_code_cells_run_on_cpu(tmp_path):
     assert "What is the first-line treatment" in proc.stdout
     summary = json.load(open(tmp_path / "run" / "summary.json"))
     assert set(summary["stages"]) == {"cp", "ift"}
+
+
+def run_script(args, tmp_path, env=None):
+    proc = subprocess.run(["bash", *args], cwd=tmp_path, env={**os.environ, **(env or {})}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_tpu_pod_dry_run_creates_installs_runs_everywhere_then_deletes(tmp_path):
+    out = run_script([os.path.join(LAUNCH, "tpu_pod.sh"), "pod1", "us-central2-b", "v4-32", "--", "python", "-m",
+                      "medjax.main", "--config=configs/cp_ift.py", "--config.mesh.fsdp=-1"], tmp_path,
+                     {"DRY_RUN": "1", "MEDJAX_REPO": "https://example.org/medjax.git"})
+    calls = [line for line in out.splitlines() if line.startswith("gcloud ")]
+    assert [c.split()[4] for c in calls] == ["create", "ssh", "ssh", "delete"]
+    assert "--accelerator-type=v4-32" in calls[0]
+    assert "--worker=all" in calls[1] and "pip install -q -e ." in calls[1]
+    assert "--worker=all" in calls[2] and "MEDJAX_DISTRIBUTED=1 python -m medjax.main" in calls[2]
+
+
+def test_tpu_pod_without_a_command_prints_usage(tmp_path):
+    proc = subprocess.run(["bash", os.path.join(LAUNCH, "tpu_pod.sh"), "pod1"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "tpu_pod.sh NAME ZONE ACCELERATOR --" in proc.stderr
+
+
+def test_slurm_script_starts_one_distributed_medjax_per_task(tmp_path):
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    srun = fake_bin / "srun"  # records what the job step would run
+    srun.write_text('#!/bin/sh\necho "srun $* MEDJAX_DISTRIBUTED=$MEDJAX_DISTRIBUTED"\n')
+    srun.chmod(0o755)
+    out = run_script([os.path.join(LAUNCH, "slurm_gpu.sbatch"), "configs/cp_ift.py", "--workdir=/shared/run"],
+                     tmp_path, {"PATH": f"{fake_bin}:{os.environ['PATH']}"})
+    assert "python -m medjax.main --config=configs/cp_ift.py --workdir=/shared/run" in out
+    assert "MEDJAX_DISTRIBUTED=1" in out
