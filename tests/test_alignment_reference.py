@@ -1,7 +1,5 @@
 """Reference models: precomputed == online copy for a whole run, base == copy under LoRA, one base
 copy in memory under LoRA, and the precompute pass resumes and refuses changed inputs."""
-import importlib.util
-import json
 import os
 
 import jax
@@ -10,68 +8,21 @@ import pytest
 
 from medjax.train.pipeline import run
 from medjax.train.reference import PRECOMPUTED_DIR
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STEPS = 5
+from test_alignment_support import assert_same_run, metrics, tiny_ha
 
 
-def load_config(name: str):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
-
-
-def tiny_ha(reference: str, lora: bool = False, steps: int = STEPS, seed: int = 0):
-    c = load_config("ha")
-    c.model.preset = "test"
-    c.train.update(steps=steps, seq_len=64, batch_size=4, log_every=1, eval_every=0, eval_batches=2,
-                   warmup_steps=1, lr=3e-3, seed=seed)
-    c.checkpoint.update(every=STEPS, async_save=False)
-    c.export_hf = False
-    c.ha.reference = reference
-    if lora:
-        if "peft" not in c:  # until the PEFT section is part of every training config
-            from medjax.peft.config import peft_section
-
-            c.peft = peft_section()
-        c.peft.update(method="lora", rank=4, alpha=8.0, dropout=0.0, targets="attn,mlp")
-    return c
-
-
-def metrics(workdir: str) -> list[dict]:
-    with open(os.path.join(workdir, "ha", "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    drop = ("tokens_per_s", "lr", "grad_norm")  # timing; lr/grad_norm are compared through the losses
-    return [{k: v for k, v in r.items() if k not in drop} for r in rows]
-
-
-def assert_same_run(a: list[dict], b: list[dict], rtol=2e-5, atol=2e-6):
-    assert [r["step"] for r in a] == [r["step"] for r in b]
-    for ra, rb in zip(a, b):
-        assert set(ra) == set(rb)
-        for k in ra:
-            np.testing.assert_allclose(rb[k], ra[k], rtol=rtol, atol=atol, err_msg=f"step {ra['step']} {k}")
-
-
-@pytest.fixture(scope="module")
-def copy_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("copy"))
-    run(tiny_ha("copy"), workdir)
-    return workdir
-
-
-def test_precomputed_reference_gives_the_same_losses_as_an_online_copy(copy_run, tmp_path):
-    run(tiny_ha("precomputed"), str(tmp_path))
-    online, precomputed = metrics(copy_run), metrics(str(tmp_path))
+def test_precomputed_reference_gives_the_same_losses_as_an_online_copy(tmp_path):
+    run(tiny_ha("copy"), str(tmp_path / "copy"))
+    run(tiny_ha("precomputed"), str(tmp_path / "precomputed"))
+    online, precomputed = metrics(str(tmp_path / "copy")), metrics(str(tmp_path / "precomputed"))
     assert_same_run(online, precomputed)
     assert next(r for r in online if "loss" in r)["loss"] == pytest.approx(np.log(2), abs=1e-6)
     assert any("eval_pref_accuracy" in r for r in online)
-    files = os.listdir(os.path.join(tmp_path, "ha", PRECOMPUTED_DIR))
+    files = os.listdir(os.path.join(tmp_path, "precomputed", "ha", PRECOMPUTED_DIR))
     assert {"header.json", "train.p0.f32", "train.p0.crc"} <= set(files)
 
 
-def test_precompute_pass_resumes_after_a_crash_and_refuses_changed_data(copy_run, tmp_path):
+def test_precompute_pass_resumes_after_a_crash_and_refuses_changed_data(tmp_path):
     from medjax.assets import default_paths
     from medjax.data.config import data_config
     from medjax.data.pipeline import build_train_iterator
