@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import jax
@@ -106,6 +107,15 @@ def restore_across_meshes(c, out):
     return {"identical_8_vs_222": same, "specs_222": specs, "device_counts_222": sorted(devices)}
 
 
+def resume_on_another_mesh(c, out):
+    """The trainer's own resume path: the fsdp=8 run's step-3 checkpoint (params and optimizer state)
+    picked up on (2,2,2)."""
+    workdir = os.path.join(out, "resume_2x2x2")
+    shutil.copytree(os.path.join(out, "run_1x8x1"), workdir)
+    result = run_stage(c, "cp", workdir, mesh_of("2x2x2"))
+    return {"first_loss": result.first_loss, "last_loss": result.last_loss, "losses": losses(workdir)}
+
+
 def main(out, names):
     unknown = set(names) - set(MESHES)
     if unknown or "1x8x1" not in names:
@@ -116,6 +126,7 @@ def main(out, names):
     report["losses"] = train_on_meshes(c, out, names)
     report["memory"] = fsdp_memory(c)
     report["restore"] = restore_across_meshes(c, out)
+    report["resume"] = resume_on_another_mesh(c, out)
     print(json.dumps(report))
 
 

@@ -84,6 +84,14 @@ def test_checkpoint_from_fsdp8_restores_on_2x2x2_then_on_one_device(checks):
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
 
 
+def test_trainer_resumes_an_fsdp8_checkpoint_on_2x2x2(checks):
+    report = checks[1]
+    resume = report["resume"]
+    assert resume["last_loss"] is None  # restored at the final step: nothing retrained
+    assert resume["first_loss"] == report["losses"]["1x8x1"][0]
+    assert resume["losses"] == report["losses"]["1x8x1"]
+
+
 def test_mesh_whose_product_is_not_the_device_count_names_the_axes():
     with pytest.raises(ValueError, match=r"mesh: data x fsdp x tensor = 2 x 2 x 1 = 4, but there are 8 devices"):
         mesh_shape(2, 2, 1, 8)
