@@ -26,8 +26,14 @@ CFG = ModelConfig(family="llama", vocab_size=128, **preset("test"))  # 2 layers,
 RANK = 4
 
 
+_BUILT = {}
+
+
 def build(cfg=CFG):
-    return family_module("llama").build(cfg, nnx.Rngs(0))
+    """A fresh copy of the tiny model (initialised once per config: eager init is slow on 2 cores)."""
+    if cfg not in _BUILT:
+        _BUILT[cfg] = family_module("llama").build(cfg, nnx.Rngs(0))
+    return nnx.clone(_BUILT[cfg])
 
 
 def peft_model(method, cfg=CFG, **kw):
@@ -232,3 +238,21 @@ def test_targets_by_role_group_and_glob():
     assert resolve_targets(model, "q,v") == [("layers", "attn", "q"), ("layers", "attn", "v")]
     assert len(resolve_targets(model, "mlp")) == 3
     assert resolve_targets(model, "layers/mlp/d*") == [("layers", "mlp", "down")]
+
+
+@pytest.mark.parametrize("family", ["glm4", "chatglm6b"])
+def test_roles_map_onto_the_glm_backbones(family):
+    from medjax.models import glm, glm_v1
+    from medjax.parallel.mesh import make_mesh, state_shardings
+    from medjax.peft.setup import abstract_peft_model
+
+    hf = dict(vocab_size=64, hidden_size=32, num_attention_heads=4)
+    cfg = (glm.config_from_hf({"model_type": "glm4", "intermediate_size": 64, "num_hidden_layers": 2,
+                               "num_key_value_heads": 2, "head_dim": 8, **hf}) if family == "glm4" else
+           glm_v1.config_from_hf({"model_type": "chatglm", "inner_hidden_size": 64, "num_layers": 2,
+                                  "max_sequence_length": 32, "mask_token_id": 50, "gmask_token_id": 51,
+                                  "bos_token_id": 54, "eos_token_id": 55, **hf}))
+    model = abstract_peft_model(cfg, PeftSettings(method="qlora", targets="attn,mlp"))  # shapes only
+    adapted = {p[-1] for p, _ in lora_modules(model)}
+    assert adapted == {"q", "k", "v", "o", "up", "down"} | ({"gate"} if family == "glm4" else set())
+    state_shardings(nnx.split(model)[1], make_mesh(devices=jax.devices()[:1]))

@@ -11,6 +11,9 @@ The variables are `QuantizedWeight`, not `nnx.Param`: no optimizer ever sees the
 """
 from __future__ import annotations
 
+import functools
+
+import jax
 import jax.numpy as jnp
 from flax import nnx
 
@@ -56,6 +59,7 @@ def _double_dequantise(codes, scale, offset):
     return absmax + offset[..., None]
 
 
+@functools.partial(jax.jit, static_argnames=("fmt", "what"))  # one fused computation, not many eager ops
 def quantise(w, fmt: str, what: str = "kernel") -> dict:
     """Quantised arrays of kernel `w` [..., in, out]; see the module docstring for the layout."""
     blocks = _blocks(w, what)

@@ -9,7 +9,7 @@ from medjax.peft.config import PeftSettings
 from medjax.peft.lora import LoRALinear, LoRAParam, _set_module, lora_modules, merged_backbone
 from medjax.peft.prompt_tuning import PromptParam, PromptTunedLM
 from medjax.peft.quantized import QuantizedLinear
-from medjax.peft.targets import GROUPS, resolve_targets
+from medjax.peft.targets import resolve_targets
 
 
 def _module_at(model, path: tuple):
@@ -23,7 +23,7 @@ def apply_lora(model, settings: PeftSettings, seed: int = 0):
     quantised first. Returns the model."""
     targets = resolve_targets(model, settings.targets)
     if settings.method == "qlora":
-        for path in resolve_targets(model, ",".join(GROUPS["all"])):
+        for path in resolve_targets(model, "all"):
             name = "/".join(map(str, path))
             _set_module(model, path, QuantizedLinear(_module_at(model, path), settings.quant, what=name))
     rngs = nnx.Rngs(seed)
