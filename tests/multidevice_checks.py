@@ -116,6 +116,20 @@ def resume_on_another_mesh(c, out):
     return {"first_loss": result.first_loss, "last_loss": result.last_loss, "losses": losses(workdir)}
 
 
+def generate_on_meshes(c, out):
+    """Greedy decoding of the fsdp=8 run's weights on one device and on (2,2,2): the same tokens."""
+    from medjax.infer.generate import generate
+
+    ckpts = TrainCheckpoints(os.path.join(out, "run_1x8x1", "cp", "checkpoints"))
+    tokens = {}
+    for name in ("1dev", "2x2x2"):
+        graphdef, state = params_on(mesh_of(name), c)
+        nnx.replace_by_pure_dict(state, ckpts.restore_params(ckpts.latest_step(), abstract_of(nnx.to_pure_dict(state))))
+        tokens[name] = generate(nnx.merge(graphdef, state), [[1, 5, 9, 13], [1, 7]], max_new_tokens=4)
+    ckpts.close()
+    return tokens
+
+
 def main(out, names):
     unknown = set(names) - set(MESHES)
     if unknown or "1x8x1" not in names:
@@ -127,6 +141,7 @@ def main(out, names):
     report["memory"] = fsdp_memory(c)
     report["restore"] = restore_across_meshes(c, out)
     report["resume"] = resume_on_another_mesh(c, out)
+    report["generate"] = generate_on_meshes(c, out)
     print(json.dumps(report))
 
 

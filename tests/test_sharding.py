@@ -92,6 +92,11 @@ def test_trainer_resumes_an_fsdp8_checkpoint_on_2x2x2(checks):
     assert resume["losses"] == report["losses"]["1x8x1"]
 
 
+def test_greedy_decoding_with_a_sharded_kv_cache_matches_one_device(checks):
+    tokens = checks[1]["generate"]
+    assert tokens["2x2x2"] == tokens["1dev"] and len(tokens["1dev"][0]) == 4
+
+
 def test_mesh_whose_product_is_not_the_device_count_names_the_axes():
     with pytest.raises(ValueError, match=r"mesh: data x fsdp x tensor = 2 x 2 x 1 = 4, but there are 8 devices"):
         mesh_shape(2, 2, 1, 8)

@@ -13,8 +13,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import NamedSharding
 
 from medjax.infer.sampling import choose_tokens
+from medjax.parallel.rules import activation_sharding, constrain
+
+# k/v caches are [L, B, S, heads, E] in every backbone; on a mesh they follow the attention heads
+KV_CACHE_AXES = ("layers", "batch", "cache_seq", "kv_heads", "head_dim")
 
 
 def _bucket(n: int, multiple: int) -> int:
@@ -42,6 +47,8 @@ def _generate(graphdef, state, tokens_BxP, segments_BxP, positions_BxP, eos_ids,
     model = nnx.merge(graphdef, state)
     b, p = tokens_BxP.shape
     cache = model.init_cache(b, p + steps)
+    cache = {**cache, "k": constrain(cache["k"], KV_CACHE_AXES), "v": constrain(cache["v"], KV_CACHE_AXES),
+             "segment_ids": constrain(cache["segment_ids"], ("batch", "cache_seq"))}
     logits_BxPxV, cache = model(tokens_BxP, positions_BxP, segments_BxP, cache=cache)
     next_pos_B = positions_BxP[:, -1] + 1
 
@@ -63,6 +70,15 @@ def _generate(graphdef, state, tokens_BxP, segments_BxP, positions_BxP, eos_ids,
     return jax.lax.while_loop(cond, step, carry)[-1]
 
 
+def _mesh_of(state):
+    """The mesh the weights live on (None on one device): decoding activations and the cache follow it."""
+    for x in jax.tree.leaves(state):
+        sharding = getattr(x, "sharding", None)
+        if isinstance(sharding, NamedSharding) and sharding.mesh.size > 1:
+            return sharding.mesh
+    return None
+
+
 def generate(model, prompts: list[list[int]], max_new_tokens: int = 64, temperature: float = 0.0,
              top_p: float = 1.0, top_k: int = 0, seed: int = 0, eos_id=None, pad_id: int = 0) -> list[list[int]]:
     """New token ids for each prompt, up to and including the first EOS (eos_id: int or list)."""
@@ -76,9 +92,10 @@ def generate(model, prompts: list[list[int]], max_new_tokens: int = 64, temperat
     length = _bucket(max(len(p) for p in prompts), 16)
     tokens, segments, positions = left_pad(prompts, length, pad_id)
     graphdef, state = nnx.split(model)
-    out = _generate(graphdef, state, tokens, segments, positions, jnp.asarray(eos or [-1], jnp.int32),
-                    jax.random.PRNGKey(seed), steps=_pow2(max_new_tokens), temperature=float(temperature),
-                    top_k=int(top_k), top_p=float(top_p))
+    with activation_sharding(_mesh_of(state)):  # traced with the constraints of the weights' mesh
+        out = _generate(graphdef, state, tokens, segments, positions, jnp.asarray(eos or [-1], jnp.int32),
+                        jax.random.PRNGKey(seed), steps=_pow2(max_new_tokens), temperature=float(temperature),
+                        top_k=int(top_k), top_p=float(top_p))
     results = []
     for row in np.asarray(out):
         ids = [int(t) for t in row[:max_new_tokens] if t >= 0]
