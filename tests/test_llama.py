@@ -177,3 +177,29 @@ def test_pytorch_bin_checkpoints_load(hf_models, tmp_path):
     shutil.copy(os.path.join(directory, "config.json"), tmp_path / "config.json")
     torch.save(torch_model.state_dict(), tmp_path / "pytorch_model.bin")  # the original THUDM-style layout
     np.testing.assert_allclose(medjax.load(f"hf:{tmp_path}").logits(IDS), torch_logits(torch_model, IDS), atol=1e-4)
+
+
+def test_remat_policies_and_bf16_compute(hf_models):
+    import jax
+    from flax import nnx
+
+    from medjax.train.objectives import lm_objective
+
+    directory = hf_models["gqa_theta"][0]
+    batch = {"tokens": IDS, "targets": np.roll(IDS, -1, 1), "loss_mask": np.ones(IDS.shape, np.float32),
+             "segment_ids": np.ones(IDS.shape, np.int32), "positions": np.tile(np.arange(IDS.shape[1]), (2, 1))}
+
+    def loss_and_grads(**overrides):
+        graphdef, state = nnx.split(load_hf_model(directory, **overrides))
+        fn = jax.value_and_grad(lambda s: lm_objective(nnx.merge(graphdef, s), batch, {})[0])
+        return jax.jit(fn)(state)
+
+    base_loss, base_grads = loss_and_grads()
+    for policy in ("full", "dots"):
+        loss, grads = loss_and_grads(remat=policy)
+        np.testing.assert_allclose(loss, base_loss, rtol=1e-6)
+        for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(base_grads)):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    bf16_loss, bf16_grads = loss_and_grads(dtype="bfloat16")
+    assert jax.tree.leaves(bf16_grads)[0].dtype == np.float32  # fp32 master weights, bf16 compute
+    assert abs(float(bf16_loss) - float(base_loss)) < 0.05 * float(base_loss)
