@@ -17,7 +17,7 @@ from jax.sharding import AbstractMesh
 from medjax.checkpoint.hf_model import abstract_model
 from medjax.models.config import ModelConfig
 from medjax.models.presets import preset
-from medjax.parallel.mesh import mesh_shape, state_shardings
+from medjax.parallel.mesh import mesh_shape, put_batch, state_shardings
 from medjax.parallel.rules import MESH_AXES, logical_to_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,6 +114,12 @@ def test_axis_that_does_not_divide_a_parameter_names_both():
     with pytest.raises(ValueError, match=r"parameter layers/attn/k/kernel: dimension 2 \(kv_heads, size 16\) "
                                          r"is not divisible by mesh axis tensor of size 32"):
         state_shardings(state, mesh)
+
+
+def test_batch_that_does_not_split_over_the_batch_axes_names_the_key():
+    mesh = AbstractMesh((2, 2, 2), MESH_AXES)
+    with pytest.raises(ValueError, match=r"batch\['tokens'\] has 6 rows.*mesh.data x mesh.fsdp = 4"):
+        put_batch({"tokens": np.zeros((6, 8), np.int32)}, mesh)
 
 
 def test_unknown_logical_axis_is_an_error_not_a_silent_replicate():

@@ -87,11 +87,6 @@ def maybe_initialize(env: Mapping[str, str] | None = None) -> bool:
     return True
 
 
-def is_main_process() -> bool:
-    """Process 0 alone writes logs, metrics and exports."""
-    return jax.process_index() == 0
-
-
 def host_copy(tree):
     """Every array of `tree` as a whole numpy array on every process (all processes must call this),
     e.g. before process 0 exports weights that are sharded across hosts."""
