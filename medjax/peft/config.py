@@ -1,5 +1,5 @@
 """The `peft` section of a training config, its checks, and peft_config.json (written to a stage
-directory so that `ckpt:` loading rebuilds the adapter graph)."""
+directory so that `ckpt:` loading rebuilds the adapter graph). Cheap to import: no jax here."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,10 +8,10 @@ import os
 
 import ml_collections
 
-from medjax.checkpoint.params_io import PEFT_CONFIG
-from medjax.peft.quantized import FORMATS
 
 METHODS = ("none", "lora", "qlora", "prompt")
+FORMATS = ("nf4", "int8")  # qlora base storage (medjax/peft/quantized.py)
+PEFT_CONFIG = "peft_config.json"  # medjax/checkpoint/params_io.py looks for this name
 
 
 def peft_section() -> ml_collections.ConfigDict:

@@ -17,11 +17,11 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from medjax.peft.config import FORMATS
 from medjax.peft.nf4 import nf4_codes, nf4_values, pack_nibbles, unpack_nibbles
 
 BLOCK = 64  # weights per absmax scale
 SCALE_BLOCK = 256  # absmax values per second-level scale (double quantisation)
-FORMATS = ("nf4", "int8")
 
 
 class QuantizedWeight(nnx.Variable):

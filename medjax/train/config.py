@@ -9,7 +9,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from medjax.data.config import data_config
-from medjax.peft.config import peft_section
+from medjax.peft.config import PeftSettings, peft_section
 
 # stage name -> (data kind, objective) when the stage section does not say
 STAGE_DEFAULTS = {
@@ -140,6 +140,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
     init = c.model.init
     need(init == "scratch" or init.startswith(("hf:", "ckpt:")), "model.init",
          f"{init!r}: expected scratch, hf:DIR or ckpt:DIR")
+    try:
+        PeftSettings.from_config(c)  # peft.method, rank, alpha, dropout, quant, num_virtual_tokens
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def validate_alignment(s: ml_collections.ConfigDict, name: str) -> None:
