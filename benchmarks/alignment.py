@@ -49,10 +49,6 @@ def ha_config(args, reference: str, lora: bool):
     c.export_hf = False
     c.ha.reference = reference
     if lora:
-        if "peft" not in c:  # until the PEFT section is part of every training config
-            from medjax.peft.config import peft_section
-
-            c.peft = peft_section()
         c.peft.update(method="lora", rank=16, alpha=32.0, targets="all")
     return c
 

@@ -25,10 +25,6 @@ def tiny_ha(reference: str, lora: bool = False, steps: int = 5, seed: int = 0):
     c.export_hf = False
     c.ha.reference = reference
     if lora:
-        if "peft" not in c:  # until the PEFT section is part of every training config
-            from medjax.peft.config import peft_section
-
-            c.peft = peft_section()
         c.peft.update(method="lora", rank=4, alpha=8.0, dropout=0.0, targets="attn,mlp")
     return c
 

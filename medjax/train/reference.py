@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from medjax.parallel.mesh import put_batch, replicated, shardings_of
+from medjax.peft.lora import adapters_disabled, lora_modules
 from medjax.train.preference import segment_logps, settings_from_config
 
 REFERENCES = ("copy", "base", "precomputed")
@@ -39,8 +40,6 @@ def reference_extras(stage_cfg, model) -> dict:
         extras["reference_state"] = jax.jit(lambda s: jax.tree.map(jnp.copy, s),
                                             out_shardings=shardings_of(state))(state)
     elif settings.reference == "base":
-        from medjax.peft.lora import lora_modules  # the PEFT package is only needed for this reference
-
         if not lora_modules(model):
             raise ValueError("config.ha.reference='base' runs the policy with its LoRA adapters switched off, "
                              "but this model has no LoRA adapters: enable LoRA/QLoRA or use reference='copy'")
@@ -64,8 +63,6 @@ def reference_logps(model, batch, extras):
     if reference == "copy":
         logps = _forward_logps(nnx.merge(nnx.graphdef(model), extras["reference_state"]), batch)
     elif reference == "base":
-        from medjax.peft.lora import adapters_disabled
-
         with adapters_disabled(model):
             logps = _forward_logps(model, batch)
     else:
