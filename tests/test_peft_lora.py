@@ -215,7 +215,9 @@ def test_prompt_tuning_trains_only_the_soft_prompt(base_logits):
     state, frozen, losses = train(model, trainable_filter(settings), steps=3)
     assert count(state["params"]) == 4 * CFG.hidden_size
     assert losses[-1] < losses[0]
-    assert backbone_of(model) is model.backbone
+    plain = backbone_of(model)
+    assert type(plain).__name__ == "DecoderLM" and not hasattr(plain, "soft_prompt")
+    assert "soft_prompt" in nnx.to_pure_dict(nnx.state(model))  # beside layers/..., whose paths are unchanged
 
 
 def test_bad_targets_rank_and_alpha_are_errors():

@@ -5,7 +5,7 @@
   lora.py           LoRAParam, LoRALinear, merge/unmerge, merged_backbone, adapters_disabled, dropout_rng
   nf4.py            the published NF4 code book and 4-bit packing
   quantized.py      QuantizedLinear: NF4 (double-quantised scales) or int8 frozen base weights
-  prompt_tuning.py  PromptTunedLM: trainable soft-prompt vectors prepended to every row
+  prompt_tuning.py  add_soft_prompt: trainable soft-prompt vectors prepended to every row
   setup.py          apply_peft / trainable_filter / backbone_of: the entry points for the trainer and loaders
   adapter_io.py     LoRA <-> PEFT adapter directories (adapter_config.json + adapter_model.safetensors)
   convert.py        `python -m medjax.convert` for peft: sources/destinations and --merge

@@ -7,7 +7,7 @@ from flax import nnx
 from medjax.models.registry import family_module
 from medjax.peft.config import PeftSettings
 from medjax.peft.lora import LoRALinear, LoRAParam, _set_module, lora_modules, merged_backbone
-from medjax.peft.prompt_tuning import PromptParam, PromptTunedLM
+from medjax.peft.prompt_tuning import PromptParam, add_soft_prompt, is_prompt_tuned, without_soft_prompt
 from medjax.peft.quantized import QuantizedLinear
 from medjax.peft.targets import resolve_targets
 
@@ -39,7 +39,7 @@ def apply_peft(model, settings: PeftSettings, seed: int = 0):
     if settings.method == "none":
         return model
     if settings.method == "prompt":
-        return PromptTunedLM(model, settings.num_virtual_tokens, rngs=nnx.Rngs(seed))
+        return add_soft_prompt(model, settings.num_virtual_tokens, rngs=nnx.Rngs(seed))
     return apply_lora(model, settings, seed)
 
 
@@ -48,15 +48,15 @@ def trainable_filter(settings: PeftSettings):
 
 
 def has_peft(model) -> bool:
-    return isinstance(model, PromptTunedLM) or any(
+    return is_prompt_tuned(model) or any(
         isinstance(m, (LoRALinear, QuantizedLinear)) for _, m in nnx.iter_modules(model))
 
 
 def backbone_of(model, merge: bool = True):
     """The plain backbone: adapters merged (or dropped with merge=False), quantised weights
     dequantised, soft prompt dropped. A model without PEFT parts comes back as it is."""
-    if isinstance(model, PromptTunedLM):
-        return model.backbone
+    if is_prompt_tuned(model):
+        return without_soft_prompt(model)
     if not has_peft(model):
         return model
     return merged_backbone(model, merge=merge)
