@@ -67,6 +67,33 @@ def _losses(workdir):
         return [r["loss"] for r in map(json.loads, f) if "loss" in r]
 
 
+PLACE_ACROSS_HOSTS = """
+import sys, jax, numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding, PartitionSpec as P
+jax.distributed.initialize(coordinator_address=sys.argv[1], num_processes=2, process_id=int(sys.argv[2]))
+from medjax.parallel.mesh import make_mesh, place
+local = jax.device_put(np.arange(16.0), jax.local_devices()[0])  # e.g. weights read from a checkpoint
+on8 = place({"w": local, "b": np.ones(8)}, {"w": NamedSharding(make_mesh(1, 8, 1), P("fsdp")),
+                                            "b": NamedSharding(make_mesh(1, 8, 1), P())})
+mesh = make_mesh(2, 2, 2)
+moved = place(on8, {"w": NamedSharding(mesh, P(("data", "tensor"))), "b": NamedSharding(mesh, P())})
+whole = multihost_utils.process_allgather(moved["w"], tiled=True)
+print("RESULT", moved["w"].sharding.spec, np.array_equal(whole, np.arange(16.0)), float(moved["b"].sum()))
+"""
+
+
+def test_place_moves_host_values_and_global_arrays_onto_meshes_spanning_two_processes():
+    address = f"localhost:{_free_port()}"
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"}
+    procs = [subprocess.Popen([sys.executable, "-c", PLACE_ACROSS_HOSTS, address, str(i)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    for p in procs:
+        out = p.communicate(timeout=300)[0]
+        assert p.returncode == 0, out[-3000:]
+        assert "RESULT P(('data', 'tensor'),) True 8.0" in out
+
+
 @pytest.mark.slow  # three processes compile at once: about 2.5 minutes on 2 cores
 def test_two_processes_log_the_losses_of_one_process_with_eight_devices(tmp_path):
     port = _free_port()

@@ -77,6 +77,23 @@ def state_shardings(state, mesh: Mesh):
     return jax.tree_util.tree_map_with_path(one, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
+def place(tree, shardings):
+    """jax.device_put that also works on several hosts, where a sharding spans devices this process
+    cannot address: every process holds the whole value (numpy, or a local device), or the array is
+    already global and is resharded by a compiled copy."""
+    def one(x, sharding):
+        if getattr(x, "sharding", None) == sharding:
+            return x
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return jax.jit(lambda a: a, out_shardings=sharding)(x)
+        if jax.process_count() == 1:
+            return jax.device_put(x, sharding)
+        value = np.asarray(x)
+        return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+
+    return jax.tree.map(one, tree, shardings)
+
+
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, logical_to_spec(("batch", "seq")))
 

@@ -20,8 +20,8 @@ from medjax.checkpoint.hf_model import save_hf_model
 from medjax.checkpoint.manager import TrainCheckpoints, abstract_of
 from medjax.checkpoint.params_io import MODEL_CONFIG, TOKENIZER
 from medjax.data.pipeline import build_eval_batches, build_train_iterator
-from medjax.parallel.mesh import (batch_sharding, optimizer_shardings, put_batch, replicated, shardings_of,
-                                  state_shardings)
+from medjax.parallel.mesh import (batch_sharding, optimizer_shardings, place, put_batch, replicated,
+                                  shardings_of, state_shardings)
 from medjax.parallel.distributed import host_copy
 from medjax.parallel.rules import with_activation_sharding
 from medjax.train import preemption
@@ -120,8 +120,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     if precomputed:
         eval_batches = precomputed.eval_batches
     graphdef, params, frozen = nnx.split(model, trainable_filter, ...)
-    params = jax.device_put(params, state_shardings(params, mesh))
-    frozen = jax.device_put(frozen, state_shardings(frozen, mesh))
+    params = place(params, state_shardings(params, mesh))
+    frozen = place(frozen, state_shardings(frozen, mesh))
     objective = get_objective(objective_name)
     optimizer, schedule = make_optimizer(t, t.steps)
     init_sh = {"step": replicated(mesh), "params": shardings_of(params),
