@@ -5,6 +5,7 @@ through the one trainer. Re-running the same command resumes from the latest che
 """
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import app, flags, logging
@@ -13,7 +14,14 @@ from ml_collections import config_flags
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
 flags.DEFINE_string("workdir", None, "run directory (default: config.workdir)")
+flags.DEFINE_string("coordinator_address", None, "multi-host: host:port of process 0 (else from the environment)")
+flags.DEFINE_integer("num_processes", None, "multi-host: number of processes")
+flags.DEFINE_integer("process_id", None, "multi-host: this process's index")
 flags.mark_flags_as_required(["config"])
+
+# flag -> the environment variable medjax.parallel.distributed reads (a flag wins over the environment)
+_DISTRIBUTED_FLAGS = {"coordinator_address": "MEDJAX_COORDINATOR_ADDRESS", "num_processes": "MEDJAX_NUM_PROCESSES",
+                      "process_id": "MEDJAX_PROCESS_ID"}
 
 
 def main(argv):
@@ -26,6 +34,9 @@ def main(argv):
 
     if FLAGS["verbosity"].using_default_value:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 brings it back
+    for flag, var in _DISTRIBUTED_FLAGS.items():
+        if FLAGS[flag].value is not None:
+            os.environ[var] = str(FLAGS[flag].value)
     maybe_initialize()
     try:
         run(FLAGS.config, FLAGS.workdir or FLAGS.config.workdir)

@@ -12,7 +12,7 @@ from medjax.data.tokenizer import has_tokenizer, load_tokenizer
 from medjax.models.config import ModelConfig
 from medjax.models.presets import preset
 from medjax.models.registry import family_module
-from medjax.parallel.mesh import state_shardings
+from medjax.parallel.mesh import place, state_shardings
 from medjax.specs import parse_spec, resolve_hf_path
 
 
@@ -62,7 +62,7 @@ def initial_model(c, seed: int, mesh, parent_spec: str | None = None):
         raise FileNotFoundError(f"{spec}: has no tokenizer files; set config.model.tokenizer")
     tokenizer = load_tokenizer(tok_path)
     graphdef, state = nnx.split(model)
-    state = jax.device_put(state, state_shardings(state, mesh))
+    state = place(state, state_shardings(state, mesh))  # works when the mesh spans several hosts
     return nnx.merge(graphdef, state), tokenizer, str(spec)
 
 
