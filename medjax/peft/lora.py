@@ -150,7 +150,7 @@ def unmerge_adapters(model) -> None:
             m.merged = False
 
 
-def _set_module(model, path: tuple, module) -> None:
+def replace_module(model, path: tuple, module) -> None:
     parent = model
     for key in path[:-1]:
         parent = parent[key] if isinstance(key, int) else getattr(parent, key)
@@ -179,7 +179,7 @@ def merged_backbone(model, merge: bool = True):
             kernel = (m.unmerged_kernel if m.merged else base.kernel)[...]
         if merge:
             kernel = (kernel.astype(jnp.float32) + m.delta()).astype(kernel.dtype)
-        _set_module(model, path, plain_linear(base, kernel))
+        replace_module(model, path, plain_linear(base, kernel))
     for path, m in [(tuple(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, QuantizedLinear)]:
-        _set_module(model, path, plain_linear(m, m.dequantised_kernel().astype(m.param_dtype)))
+        replace_module(model, path, plain_linear(m, m.dequantised_kernel().astype(m.param_dtype)))
     return model

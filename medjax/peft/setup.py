@@ -6,7 +6,7 @@ from flax import nnx
 
 from medjax.models.registry import family_module
 from medjax.peft.config import PeftSettings
-from medjax.peft.lora import LoRALinear, LoRAParam, _set_module, lora_modules, merged_backbone
+from medjax.peft.lora import LoRALinear, LoRAParam, merged_backbone, replace_module
 from medjax.peft.prompt_tuning import PromptParam, add_soft_prompt, is_prompt_tuned, without_soft_prompt
 from medjax.peft.quantized import QuantizedLinear
 from medjax.peft.targets import resolve_targets
@@ -25,11 +25,11 @@ def apply_lora(model, settings: PeftSettings, seed: int = 0):
     if settings.method == "qlora":
         for path in resolve_targets(model, "all"):
             name = "/".join(map(str, path))
-            _set_module(model, path, QuantizedLinear(_module_at(model, path), settings.quant, what=name))
+            replace_module(model, path, QuantizedLinear(_module_at(model, path), settings.quant, what=name))
     rngs = nnx.Rngs(seed)
     for layer_id, path in enumerate(targets):
         base = _module_at(model, path)
-        _set_module(model, path, LoRALinear(base, rank=settings.rank, alpha=settings.alpha, rslora=settings.rslora,
+        replace_module(model, path, LoRALinear(base, rank=settings.rank, alpha=settings.alpha, rslora=settings.rslora,
                                             dropout=settings.dropout, layer_id=layer_id, rngs=rngs))
     return model
 

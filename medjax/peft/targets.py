@@ -42,9 +42,9 @@ def resolve_targets(model, targets) -> list[tuple]:
         else:
             hits = [n for n, p in layers.items() if p[-1] == item or fnmatch.fnmatchcase(n, item)]
         if not hits:
+            known_roles = sorted({p[-1] for p in layers.values()})
             raise ValueError(f"peft.targets: {item!r} matches no Linear layer; available layers: "
-                             f"{', '.join(sorted(layers))} (roles: {', '.join(sorted({p[-1] for p in layers.values()}))}; "
-                             f"groups: {', '.join(GROUPS)})")
+                             f"{', '.join(sorted(layers))} (roles: {', '.join(known_roles)}; groups: {', '.join(GROUPS)})")
         for n in hits:
             chosen[n] = layers[n]
     return [chosen[n] for n in sorted(chosen)]
