@@ -48,7 +48,7 @@ def torch_base(base_dir):
 
 
 def test_our_adapter_loads_in_peft_with_matching_logits(base_dir, tmp_path):
-    settings = PeftSettings(method="lora", rank=4, alpha=8.0, targets="q,k,v,o,gate,up,down")
+    settings = PeftSettings(method="lora", rank=4, alpha=8.0, targets="q,k,v,o,gate,up,down,lm_head")
     model = apply_peft(load_hf_model(base_dir), settings)
     for i, (_, m) in enumerate(lora_modules(model)):
         m.lora_b.set_value(0.2 * jax.random.normal(jax.random.PRNGKey(i), m.lora_b.shape))
