@@ -72,11 +72,15 @@ class LM:
                          top_k=top_k, seed=seed, eos_id=eos_id, pad_id=pad)
 
     def save(self, spec: str, dtype: str | None = None) -> None:
+        """Writes the plain backbone: LoRA adapters merged, quantised weights dequantised
+        (`python -m medjax.convert --dst=peft:DIR` writes adapters on their own)."""
+        from medjax.peft.setup import backbone_of
+
         s = parse_spec(spec)
         if s.kind == "hf":
-            save_hf_model(self.model, s.path, self.tokenizer, dtype=dtype)
+            save_hf_model(backbone_of(self.model), s.path, self.tokenizer, dtype=dtype)
         elif s.kind == "ckpt":
-            save_params(s.path, self.model, self.tokenizer)
+            save_params(s.path, backbone_of(self.model), self.tokenizer)
         else:
             raise ValueError(f"save({spec!r}): peft: export needs an adapter run (python -m medjax.convert)")
 

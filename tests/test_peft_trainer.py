@@ -48,3 +48,15 @@ def test_lora_run_trains_saves_and_exports(lora_run, tmp_path):
     convert_peft(f"ckpt:{lora_run}", f"peft:{out}")
     with open(os.path.join(out, "adapter_config.json")) as f:
         assert sorted(json.load(f)["target_modules"]) == ["down_proj", "q_proj", "v_proj"]
+
+
+def test_lora_checkpoint_saves_as_a_plain_model(lora_run, tmp_path):
+    """LM.save (and convert --dst=hf:/ckpt: without --merge) writes the merged backbone."""
+    from medjax.convert import convert
+
+    adapted = medjax.load(f"ckpt:{lora_run}")
+    convert(f"ckpt:{lora_run}", f"hf:{tmp_path}/hf")
+    adapted.save(f"ckpt:{tmp_path}/plain")
+    ids = np.asarray(adapted.tokenizer.encode("Fever and cough for three days."), np.int32)[None, :16]
+    for spec in (f"hf:{tmp_path}/hf", f"ckpt:{tmp_path}/plain"):
+        np.testing.assert_allclose(medjax.load(spec).logits(ids), adapted.logits(ids), atol=1e-5, rtol=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from medjax.peft.lora import dropout_rng
 from medjax.train.preference import preference_loss, segment_logps
 from medjax.train.reference import reference_logps
 
@@ -21,14 +22,15 @@ def token_cross_entropy(logits_BxTxV, targets_BxT):
     return logz_BxT - target_logit_BxT
 
 
-def forward(model, batch):
-    return model(batch["tokens"], batch["positions"], batch["segment_ids"])
+def forward(model, batch, rng=None):
+    """Logits of a packed batch; `rng` (the training step's key) switches LoRA dropout on."""
+    with dropout_rng(rng):
+        return model(batch["tokens"], batch["positions"], batch["segment_ids"])
 
 
 def lm_objective(model, batch, extras):
     """Token-mean cross-entropy over tokens whose loss_mask is 1 (CP and IFT alike)."""
-    del extras
-    nll_BxT = token_cross_entropy(forward(model, batch), batch["targets"])
+    nll_BxT = token_cross_entropy(forward(model, batch, extras.get("rng")), batch["targets"])
     mask_BxT = batch["loss_mask"].astype(jnp.float32)
     count = jnp.sum(mask_BxT)
     loss = jnp.sum(nll_BxT * mask_BxT) / jnp.maximum(count, 1.0)
@@ -38,7 +40,7 @@ def lm_objective(model, batch, extras):
 def preference_objective(model, batch, extras):
     """DPO / IPO / ORPO / SimPO on rows holding one pair each; extras["preference"] holds the
     settings, and the reference (medjax/train/reference.py) comes from extras or the batch."""
-    logp_Bx2, count_Bx2 = segment_logps(forward(model, batch), batch)
+    logp_Bx2, count_Bx2 = segment_logps(forward(model, batch, extras.get("rng")), batch)
     ref_logp_Bx2 = reference_logps(model, batch, extras)
     return preference_loss(extras["preference"], logp_Bx2, count_Bx2, ref_logp_Bx2)
 

@@ -72,7 +72,7 @@ def make_eval_step(graphdef, objective):
 
     def eval_step(params, frozen, batch, extras):
         model = nnx.merge(graphdef, params, frozen)
-        loss, weight, metrics = objective(model, batch, {**extras, "rng": jax.random.PRNGKey(0)})
+        loss, weight, metrics = objective(model, batch, {**extras, "rng": None})  # no dropout when evaluating
         metrics = {**metrics, "loss": loss}
         return jax.tree.map(lambda m: m * weight, metrics), weight
 
