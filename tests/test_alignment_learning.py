@@ -4,10 +4,12 @@ The task: "What is the first-line treatment for X?" with the knowledge base's tr
 the chosen answer and another condition's treatment as the rejected one. Pairs follow a cyclic
 design (condition i against condition i+k): shifts 1..6 train, shifts 7..9 are held out, so every
 answer is chosen as often as it is rejected in both splits and only learning which treatment goes
-with which condition lifts the held-out accuracy.
+with which condition lifts the held-out accuracy. Full-parameter runs start from scratch; LoRA
+runs start from a short CP run on the embedded corpus (which does not pair these answers up).
 """
 import json
 
+import numpy as np
 import pytest
 
 from medjax.assets.knowledge import CONDITIONS
@@ -39,32 +41,54 @@ def write_treatment_pairs(directory) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def held_out_accuracy(tmp_path, loss: str, beta: float, lora: bool, steps: int, lr: float) -> tuple[float, float]:
+def held_out_accuracies(tmp_path, loss: str, beta: float, steps: int, lr: float, init: str | None = None,
+                        lora: bool = False) -> list[float]:
+    """eval_pref_accuracy at step 0, every 20 steps and at the end."""
     train, held_out = write_treatment_pairs(tmp_path)
     c = tiny_ha("copy", lora=lora, steps=steps)
     c.data.train, c.data.eval = train, held_out
-    c.train.update(lr=lr, batch_size=8, eval_batches=8, warmup_steps=3, log_every=10)
+    c.train.update(lr=lr, batch_size=8, eval_batches=8, warmup_steps=3, log_every=10, eval_every=20)
     c.ha.loss, c.ha.beta = loss, beta
+    if init:
+        c.model.init = init
     if lora:
         c.peft.update(rank=16, alpha=32.0, targets="all")
     run(c, str(tmp_path / "run"))
-    evals = [r["eval_pref_accuracy"] for r in metrics(str(tmp_path / "run")) if "eval_pref_accuracy" in r]
-    return evals[0], evals[-1]
+    return [r["eval_pref_accuracy"] for r in metrics(str(tmp_path / "run")) if "eval_pref_accuracy" in r]
 
 
 def test_dpo_full_parameters_learns_the_held_out_preferences(tmp_path):
-    first, last = held_out_accuracy(tmp_path, "dpo", 0.2, lora=False, steps=100, lr=1e-2)
-    assert first == pytest.approx(0.5)  # policy == reference: every reward is 0, a tie counts half
-    assert last > 0.9, last
+    evals = held_out_accuracies(tmp_path, "dpo", 0.2, steps=100, lr=1e-2)
+    assert evals[0] == pytest.approx(0.5)  # policy == reference: every reward is 0, a tie counts half
+    assert evals[-1] > 0.9, evals
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory) -> str:
+    """A short full-parameter CP run on the embedded corpus: LoRA needs a base whose (frozen, tied)
+    embeddings are trained; a random one caps the logits the adapters can move."""
+    from test_alignment_support import load_config
+
+    workdir = tmp_path_factory.mktemp("cp")
+    c = load_config("cp")
+    c.model.preset = "test"
+    c.export_hf = False
+    c.train.update(steps=150, seq_len=64, batch_size=8, log_every=50, eval_every=0, eval_batches=1, lr=3e-3)
+    c.checkpoint.update(every=150, async_save=False)
+    run(c, str(workdir))
+    return f"ckpt:{workdir}/cp"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss, beta, lora, steps, lr", [
-    ("orpo", 0.5, False, 100, 1e-2),
-    ("dpo", 0.2, True, 300, 3e-2),
-    ("orpo", 0.5, True, 300, 3e-2),
-])
-def test_preferences_are_learned(tmp_path, loss, beta, lora, steps, lr):
-    first, last = held_out_accuracy(tmp_path, loss, beta, lora, steps, lr)
-    assert 0.3 <= first <= 0.7
-    assert last > 0.9, (loss, lora, first, last)
+def test_orpo_full_parameters_learns_the_held_out_preferences(tmp_path):
+    evals = held_out_accuracies(tmp_path, "orpo", 0.5, steps=100, lr=1e-2)
+    assert 0.3 <= evals[0] <= 0.7
+    assert np.mean(evals[-2:]) > 0.9, evals
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss, beta", [("dpo", 0.2), ("orpo", 0.5)])
+def test_lora_learns_the_held_out_preferences(pretrained, tmp_path, loss, beta):
+    evals = held_out_accuracies(tmp_path, loss, beta, steps=400, lr=1e-2, init=pretrained, lora=True)
+    assert 0.3 <= evals[0] <= 0.7
+    assert np.mean(evals[-2:]) > 0.9, evals  # the last two evaluations: one pair moves the accuracy by 0.033
