@@ -126,7 +126,9 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     optimizer, schedule = make_optimizer(t, t.steps)
     init_sh = {"step": replicated(mesh), "params": shardings_of(params),
                "opt_state": optimizer_shardings(optimizer, params, mesh), "rng": replicated(mesh)}
-    state = jax.jit(lambda p: init_state(p, optimizer, t.seed), out_shardings=init_sh)(params)
+    # the starting weights are donated: the train state owns the only copy from here on
+    state = jax.jit(lambda p: init_state(p, optimizer, t.seed), out_shardings=init_sh, donate_argnums=(0,))(params)
+    del model, params
 
     ckpts = TrainCheckpoints(os.path.join(stage_dir, "checkpoints"), keep=c.checkpoint.keep,
                              async_save=c.checkpoint.async_save)
@@ -135,10 +137,10 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     train_item = lambda s: {"opt_state": s["opt_state"], "step": s["step"], "rng": s["rng"]}  # noqa: E731
     first_loss = last_loss = first_eval = last_eval = None
     start_step = 0
-    restored = ckpts.restore_latest(abstract_of(full(params, frozen)), abstract_of(train_item(state)))
+    restored = ckpts.restore_latest(abstract_of(full(state["params"], frozen)), abstract_of(train_item(state)))
     if restored is not None:
         start_step, full_params, train, meta = restored
-        whole = nnx.merge_state(params, frozen)
+        whole = nnx.merge_state(state["params"], frozen)
         nnx.replace_by_pure_dict(whole, full_params)
         _, params, frozen = nnx.split(nnx.merge(graphdef, whole), trainable_filter, ...)
         state = {"params": params, **train}
