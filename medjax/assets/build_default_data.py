@@ -26,7 +26,7 @@ from medjax.assets.corpus_text import render_corpus
 from medjax.assets.instruction_records import render_sft
 from medjax.assets.knowledge import CONDITIONS, validate
 from medjax.assets.medqa_questions import render_medqa
-from medjax.assets.preference_pairs import render_pref
+from medjax.assets.preference_pairs import render_pref, render_pref_eval
 from medjax.assets.tokenizer_training import train_sentencepiece
 
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default")
@@ -48,8 +48,9 @@ def build(output_dir: str, seed: int = 0) -> None:
         corpus_eval.extend(held_out)
     sft_train, sft_eval = split_off(render_sft(CONDITIONS, rng("sft")), EVAL_FRACTION,
                                     rng("split:sft"))
-    pref_train, pref_eval = split_off(render_pref(CONDITIONS, rng("pref")), EVAL_FRACTION,
-                                      rng("split:pref"))
+    pref_train, held_out_pairs = split_off(render_pref(CONDITIONS, rng("pref")), EVAL_FRACTION,
+                                           rng("split:pref"))
+    pref_eval = render_pref_eval(CONDITIONS, pref_train, len(held_out_pairs), rng("pref_eval"))
     benchmark = render_medqa(CONDITIONS, BENCHMARK_QUESTIONS, rng("medqa"))
 
     corpus_dir = os.path.join(output_dir, "corpus")

@@ -53,3 +53,24 @@ def diagnosis_pair(c: Condition, conditions, rng: random.Random) -> dict:
 def _pair(question: str, chosen: str, rejected: str) -> dict:
     return {"conversations": [{"from": "human", "value": question}],
             "chosen": chosen, "rejected": rejected}
+
+
+def render_pref_eval(conditions, train_pairs: list[dict], n: int, rng: random.Random) -> list[dict]:
+    """Held-out pairs: a treatment question whose right answer training preferred, against a wrong
+    answer it never saw for that question. Held-out accuracy then measures whether "prefer the right
+    fact" generalises to new distractors; pairs about facts training never preferred would instead
+    measure how often a held-out distractor was some other question's chosen answer."""
+    trained_wrong = {p["chosen"]: p["rejected"] for p in train_pairs}
+    pairs = []
+    for c in rng.sample(list(conditions), len(conditions)):
+        answer = f"The first-line treatment for {c.name} is {{}}."
+        if answer.format(c.treatment) not in trained_wrong:
+            continue
+        for wrong in pick_distractors(c, conditions, "treatment", 3, rng, same_system=False):
+            if answer.format(wrong.treatment) != trained_wrong[answer.format(c.treatment)]:
+                question = f"What is the first-line treatment for {c.name}?"
+                pairs.append(_pair(question, answer.format(c.treatment), answer.format(wrong.treatment)))
+                break
+        if len(pairs) == n:
+            break
+    return pairs
