@@ -24,14 +24,14 @@ def test_generate_command_prints_a_completion(hf_dir):
                           "--max_new_tokens=6"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lm = medjax.load(f"hf:{hf_dir}")
-    from medjax.generate import complete
+    from medjax.infer.text import complete
 
     assert out.stdout.strip() == complete(lm, "Fever is", max_new_tokens=6).strip()
 
 
 def test_chat_prompt_uses_the_template(hf_dir):
     from medjax.data.templates import encode_prompt, get_template
-    from medjax.generate import complete
+    from medjax.infer.text import complete
 
     lm = medjax.load(f"hf:{hf_dir}")
     ids = encode_prompt([{"role": "user", "content": "Fever?"}], get_template("llama2"), lm.tokenizer)

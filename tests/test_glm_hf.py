@@ -116,7 +116,7 @@ def _write_original_layout(hf_model, directory: str) -> None:
 
 
 def test_original_layout_converts_and_matches(tmp_path):
-    from medjax.convert import convert
+    from medjax.checkpoint.conversion import convert
 
     hf = _hf_model("glm", seed=3)
     orig, out = tmp_path / "orig", tmp_path / "out"

@@ -47,7 +47,7 @@ def test_packed_segments_do_not_interact(hf_models):
 
 
 def test_round_trip_hf_ckpt_hf(hf_models, tmp_path):
-    from medjax.convert import convert
+    from medjax.checkpoint.conversion import convert
 
     directory, torch_model = hf_models["gqa_tied"]
     convert("hf:" + directory, f"ckpt:{tmp_path}/ckpt")

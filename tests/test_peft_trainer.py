@@ -52,7 +52,7 @@ def test_lora_run_trains_saves_and_exports(lora_run, tmp_path):
 
 def test_lora_checkpoint_saves_as_a_plain_model(lora_run, tmp_path):
     """LM.save (and convert --dst=hf:/ckpt: without --merge) writes the merged backbone."""
-    from medjax.convert import convert
+    from medjax.checkpoint.conversion import convert
 
     adapted = medjax.load(f"ckpt:{lora_run}")
     convert(f"ckpt:{lora_run}", f"hf:{tmp_path}/hf")
