@@ -17,8 +17,8 @@ from flax import nnx
 
 from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
-from medjax.models.llama import required, rope_from_hf
-from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
+from medjax.models.llama import decoder_hf_fields, decoder_weight_rows, required, rope_from_hf
+from medjax.models.weight_map import COPY, export_table, import_table
 
 MODEL_TYPES = ("glm", "glm4", "chatglm")
 _ARCHITECTURES = {"glm": "GlmForCausalLM", "glm4": "Glm4ForCausalLM"}
@@ -98,48 +98,17 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
 def config_to_hf(cfg: ModelConfig) -> dict:
     rope = {"rope_theta": cfg.rope_theta, "rope_type": "default", **(cfg.rope_scaling or {}),
             "partial_rotary_factor": cfg.partial_rotary_factor}
-    return {
-        "architectures": [_ARCHITECTURES[cfg.family]],
-        "model_type": cfg.family,
-        "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.hidden_size,
-        "intermediate_size": cfg.intermediate_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads,
-        "num_key_value_heads": cfg.num_kv_heads,
-        "head_dim": cfg.head_dim,
-        "hidden_act": "silu",
-        "rope_parameters": rope,
-        "rms_norm_eps": cfg.norm_eps,
-        "tie_word_embeddings": cfg.tie_embeddings,
-        "attention_bias": cfg.attention_bias,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "bos_token_id": cfg.bos_token_id,
-        "eos_token_id": cfg.eos_token_id,
-        "pad_token_id": cfg.pad_token_id,
-        "torch_dtype": cfg.param_dtype,
-    }
+    return {"architectures": [_ARCHITECTURES[cfg.family]], "model_type": cfg.family, **decoder_hf_fields(cfg),
+            "rope_parameters": rope}
 
 
 def weight_table(cfg: ModelConfig):
     """Every transformers weight except the fused gate_up_proj (see split/fuse below)."""
-    layer = "model.layers.{i}."
-    table = [
-        ("model.embed_tokens.weight", ("embed", "embedding"), COPY),
-        ("model.norm.weight", ("final_norm", "scale"), COPY),
-        (layer + "input_layernorm.weight", ("layers", "attn_norm", "scale"), COPY),
-        (layer + "post_attention_layernorm.weight", ("layers", "mlp_norm", "scale"), COPY),
-        (layer + "mlp.down_proj.weight", ("layers", "mlp", "down", "kernel"), LINEAR),
-    ]
+    table = decoder_weight_rows(cfg)
     if cfg.post_norms:
+        layer = "model.layers.{i}."
         table += [(layer + "post_self_attn_layernorm.weight", ("layers", "post_attn_norm", "scale"), COPY),
                   (layer + "post_mlp_layernorm.weight", ("layers", "post_mlp_norm", "scale"), COPY)]
-    for ours in ("q", "k", "v", "o"):
-        table.append((layer + f"self_attn.{ours}_proj.weight", ("layers", "attn", ours, "kernel"), LINEAR))
-        if cfg.attention_bias and ours != "o":
-            table.append((layer + f"self_attn.{ours}_proj.bias", ("layers", "attn", ours, "bias"), COPY))
-    if not cfg.tie_embeddings:
-        table.append(("lm_head.weight", ("lm_head", "kernel"), LINEAR))
     return table
 
 

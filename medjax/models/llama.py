@@ -62,10 +62,9 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
     )
 
 
-def config_to_hf(cfg: ModelConfig) -> dict:
+def decoder_hf_fields(cfg: ModelConfig) -> dict:
+    """config.json fields every LLaMA-style transformers decoder (LLaMA, GLM, GLM-4) shares."""
     return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
         "vocab_size": cfg.vocab_size,
         "hidden_size": cfg.hidden_size,
         "intermediate_size": cfg.intermediate_size,
@@ -74,11 +73,9 @@ def config_to_hf(cfg: ModelConfig) -> dict:
         "num_key_value_heads": cfg.num_kv_heads,
         "head_dim": cfg.head_dim,
         "hidden_act": "silu",
-        **rope_to_hf(cfg),
         "rms_norm_eps": cfg.norm_eps,
         "tie_word_embeddings": cfg.tie_embeddings,
         "attention_bias": cfg.attention_bias,
-        "mlp_bias": False,
         "max_position_embeddings": cfg.max_position_embeddings,
         "bos_token_id": cfg.bos_token_id,
         "eos_token_id": cfg.eos_token_id,
@@ -87,23 +84,35 @@ def config_to_hf(cfg: ModelConfig) -> dict:
     }
 
 
-def weight_table(cfg: ModelConfig):
+def config_to_hf(cfg: ModelConfig) -> dict:
+    return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", **decoder_hf_fields(cfg),
+            **rope_to_hf(cfg), "mlp_bias": False}
+
+
+def decoder_weight_rows(cfg: ModelConfig):
+    """Weight-table rows shared by LLaMA-style transformers decoders: embeddings, norms, attention,
+    down projection and the untied head (the gate/up layout differs per family)."""
     layer = "model.layers.{i}."
     table = [
         ("model.embed_tokens.weight", ("embed", "embedding"), COPY),
         ("model.norm.weight", ("final_norm", "scale"), COPY),
         (layer + "input_layernorm.weight", ("layers", "attn_norm", "scale"), COPY),
         (layer + "post_attention_layernorm.weight", ("layers", "mlp_norm", "scale"), COPY),
+        (layer + "mlp.down_proj.weight", ("layers", "mlp", "down", "kernel"), LINEAR),
     ]
-    for ours, theirs in (("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("o", "o_proj")):
-        table.append((layer + f"self_attn.{theirs}.weight", ("layers", "attn", ours, "kernel"), LINEAR))
+    for ours in ("q", "k", "v", "o"):
+        table.append((layer + f"self_attn.{ours}_proj.weight", ("layers", "attn", ours, "kernel"), LINEAR))
         if cfg.attention_bias and ours != "o":
-            table.append((layer + f"self_attn.{theirs}.bias", ("layers", "attn", ours, "bias"), COPY))
-    for ours in ("gate", "up", "down"):
-        table.append((layer + f"mlp.{ours}_proj.weight", ("layers", "mlp", ours, "kernel"), LINEAR))
+            table.append((layer + f"self_attn.{ours}_proj.bias", ("layers", "attn", ours, "bias"), COPY))
     if not cfg.tie_embeddings:
         table.append(("lm_head.weight", ("lm_head", "kernel"), LINEAR))
     return table
+
+
+def weight_table(cfg: ModelConfig):
+    layer = "model.layers.{i}."
+    return decoder_weight_rows(cfg) + [
+        (layer + f"mlp.{ours}_proj.weight", ("layers", "mlp", ours, "kernel"), LINEAR) for ours in ("gate", "up")]
 
 
 def import_params(store, cfg: ModelConfig, shapes: dict, dtype, source: str) -> dict:
