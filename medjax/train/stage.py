@@ -32,7 +32,7 @@ from medjax.train.objectives import get_objective
 from medjax.train.optimizer import make_optimizer
 from medjax.train.reference import precompute_reference, reference_extras
 from medjax.train.step import init_state, make_eval_step, make_train_step
-from medjax.train.trainables import prepare_trainable
+from medjax.train.trainables import exportable_model, prepare_trainable
 
 
 class NonFiniteLoss(RuntimeError):
@@ -231,8 +231,6 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
         final_model = nnx.merge(graphdef, host_copy(state["params"]), host_copy(frozen))
     hf_dir = None
     if c.export_hf and is_main:
-        from medjax.train.trainables import exportable_model
-
         hf_dir = os.path.join(stage_dir, "hf")
         save_hf_model(exportable_model(final_model), hf_dir, tokenizer)
     benchmark = None
