@@ -18,10 +18,12 @@ def abstract_model(cfg: ModelConfig):
     return nnx.eval_shape(lambda: module.build(cfg, nnx.Rngs(0)))
 
 
-def model_from_params(cfg: ModelConfig, params: dict):
-    """Builds the model of `cfg` holding `params` (a nested dict shaped like its state)."""
+def model_from_params(cfg: ModelConfig, params: dict, on_host: bool = False):
+    """Builds the model of `cfg` holding `params` (a nested dict shaped like its state). With on_host
+    the variables keep host numpy arrays, so nothing reaches a device until the caller places it
+    (QLoRA quantises the decoder weights first, see peft/quantized.py)."""
     graphdef, state = nnx.split(abstract_model(cfg))
-    nnx.replace_by_pure_dict(state, jax.tree.map(lambda a: jax.numpy.asarray(a), params))
+    nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray if on_host else jax.numpy.asarray, params))
     return nnx.merge(graphdef, state)
 
 
@@ -38,13 +40,14 @@ def config_from_hf_dir(directory: str) -> ModelConfig:
     return module_for_model_type(hf["model_type"], source).config_from_hf(hf, source)
 
 
-def load_hf_model(directory: str, **overrides):
-    """Reads config.json + safetensors of `directory`; overrides change e.g. dtype or remat."""
+def load_hf_model(directory: str, on_host: bool = False, **overrides):
+    """Reads config.json + safetensors of `directory`; overrides change e.g. dtype or remat; on_host:
+    see model_from_params."""
     cfg = config_from_hf_dir(directory).replace(**overrides)
     module = family_module(cfg.family)
     store = TensorStore(directory)
     params = module.import_params(store, cfg, param_shapes(cfg), np.dtype(cfg.param_dtype), directory)
-    return model_from_params(cfg, params)
+    return model_from_params(cfg, params, on_host)
 
 
 def save_hf_model(model, directory: str, tokenizer=None, dtype: str | None = None) -> None:

@@ -10,6 +10,7 @@ import json
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -48,6 +49,13 @@ def restore_params(params_dir: str, abstract_params: dict) -> dict:
     return ckptr.restore(os.path.abspath(params_dir), abstract_params)
 
 
+def restore_params_on_host(params_dir: str, abstract_params: dict) -> dict:
+    """Like restore_params, as numpy arrays that no device holds yet."""
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), abstract_params)
+    return ocp.PyTreeCheckpointer().restore(os.path.abspath(params_dir),
+                                            args=ocp.args.PyTreeRestore(restore_args=as_numpy))
+
+
 def abstract_params_of(model_abstract) -> dict:
     """Restore target on this process's first device: the checkpoint may come from any mesh or device
     count (Orbax refuses the saved topology when it differs); callers re-shard afterwards."""
@@ -83,17 +91,19 @@ def resolve_ckpt(path: str) -> tuple[str, str]:
         f"or a run directory with summary.json; found {sorted(os.listdir(path))}")
 
 
-def load_params_model(path: str, **overrides):
-    """The model stored at a ckpt: path (params only), with optional config overrides."""
+def load_params_model(path: str, on_host: bool = False, **overrides):
+    """The model stored at a ckpt: path (params only), with optional config overrides; on_host: see
+    hf_model.model_from_params."""
     config_dir, params_dir = resolve_ckpt(path)
     cfg = read_model_config(config_dir).replace(**overrides)
     abstract = _abstract_with_peft(cfg, config_dir)
+    restore = restore_params_on_host if on_host else restore_params
     if abstract is None:
-        params = restore_params(params_dir, abstract_params_of(abstract_model(cfg)))
-        return model_from_params(cfg, params), config_dir
-    params = restore_params(params_dir, abstract_params_of(abstract))
+        params = restore(params_dir, abstract_params_of(abstract_model(cfg)))
+        return model_from_params(cfg, params, on_host), config_dir
+    params = restore(params_dir, abstract_params_of(abstract))
     graphdef, state = nnx.split(abstract)
-    nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, params))
+    nnx.replace_by_pure_dict(state, jax.tree.map(np.asarray if on_host else jax.numpy.asarray, params))
     return nnx.merge(graphdef, state), config_dir
 
 

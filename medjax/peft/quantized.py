@@ -75,6 +75,15 @@ def quantise(w, fmt: str, what: str = "kernel") -> dict:
     raise ValueError(f"peft.quant={fmt!r}: expected one of {FORMATS}")
 
 
+def _quantise_from(kernel, fmt: str, what: str) -> dict:
+    """quantise(kernel); a host (numpy) stack of layers goes to the device one layer at a time, so the
+    device never holds more than one full-precision layer (each layer is quantised on its own anyway)."""
+    if isinstance(kernel, jax.Array) or kernel.ndim == 2:
+        return quantise(kernel, fmt, what)
+    layers = [quantise(kernel[i], fmt, what) for i in range(kernel.shape[0])]  # one compile for all
+    return {name: jnp.stack([q[name] for q in layers]) for name in layers[0]}
+
+
 def dequantise(q: dict, fmt: str, shape_in_out: tuple[int, int]):
     """float32 kernel [..., in, out] from the arrays of `quantise`."""
     if fmt == "nf4":
@@ -101,7 +110,7 @@ class QuantizedLinear(nnx.Module):
         self.dtype, self.fp32_output, self.fmt = linear.dtype, linear.fp32_output, fmt
         self.param_dtype = kernel.dtype
         self.axes = tuple(linear.kernel.get_metadata()["axes"])
-        for name, array in quantise(kernel, fmt, what).items():
+        for name, array in _quantise_from(kernel, fmt, what).items():
             setattr(self, name, QuantizedWeight(array, axes=_AXES[name]))
         self.bias = linear.bias
 

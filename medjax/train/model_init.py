@@ -13,6 +13,7 @@ from medjax.models.config import ModelConfig
 from medjax.models.presets import preset
 from medjax.models.registry import family_module
 from medjax.parallel.mesh import place, state_shardings
+from medjax.peft.config import PeftSettings
 from medjax.specs import parse_spec, resolve_hf_path
 
 
@@ -40,9 +41,12 @@ def scratch_model(model_cfg, tokenizer, seed: int, mesh):
 
 def initial_model(c, seed: int, mesh, parent_spec: str | None = None):
     """(model, tokenizer, origin) for a stage: `parent_spec` (a ckpt: of the previous stage) wins
-    over `model.init`. The model's variables are placed on `mesh`."""
+    over `model.init`. The model's variables are placed on `mesh`, except for a QLoRA stage: there
+    they stay host numpy arrays until the decoder weights are quantised (peft/quantized.py), so the
+    full-precision model never has to fit on the accelerators."""
     m = c.model
     overrides = dict(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+    on_host = PeftSettings.from_config(c).method == "qlora"
     spec = parent_spec or m.init
     tok_path = m.tokenizer
     if spec == "scratch":
@@ -51,16 +55,18 @@ def initial_model(c, seed: int, mesh, parent_spec: str | None = None):
     s = parse_spec(spec)
     if s.kind == "hf":
         directory = resolve_hf_path(s.path)
-        model = load_hf_model(directory, **overrides)
+        model = load_hf_model(directory, on_host=on_host, **overrides)
         tok_path = tok_path or (directory if has_tokenizer(directory) else None)
     elif s.kind == "ckpt":
-        model, config_dir = load_params_model(s.path, **overrides)
+        model, config_dir = load_params_model(s.path, on_host=on_host, **overrides)
         tok_path = tok_path or tokenizer_dir(config_dir)
     else:
         raise ValueError(f"config.model.init={spec!r}: expected scratch, hf:DIR or ckpt:DIR")
     if tok_path is None:
         raise FileNotFoundError(f"{spec}: has no tokenizer files; set config.model.tokenizer")
     tokenizer = load_tokenizer(tok_path)
+    if on_host:  # train/stage.py places the variables after prepare_trainable
+        return model, tokenizer, str(spec)
     graphdef, state = nnx.split(model)
     state = place(state, state_shardings(state, mesh))  # works when the mesh spans several hosts
     return nnx.merge(graphdef, state), tokenizer, str(spec)
