@@ -59,10 +59,24 @@ def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict
     cfg.hf_split = "train"
     # Cap on records read per source (None: all); handy for smoke runs.
     cfg.max_records = config_dict.placeholder(int)
+    # GLM v1 (ChatGLM-6B, GLM-10B) continued pretraining with autoregressive blank infilling
+    # (medjax/data/glm_blank_infilling.py), applied to every `lm` document: mode 'none' (plain
+    # next-token text), 'spans' ([MASK] spans of Poisson(mean_span) tokens covering mask_ratio of the
+    # document), 'gmask' (one [gMASK] span over the last gmask_min..100%), 'mixed' ('gmask' for a
+    # gmask_fraction of the documents, else 'spans'). Loss only on Part B. Documents are cut to fit
+    # seq_len *before* the transform, so a row never holds a <sop> without its blank.
+    cfg.blank_infilling = ml_collections.ConfigDict({
+        "mode": "none", "mask_ratio": 0.15, "mean_span": 3.0, "gmask_fraction": 0.5, "gmask_min": 0.5})
     cfg.train = train
     cfg.eval = eval
     for key, value in overrides.items():
         if key not in cfg:
             raise KeyError(f"data_config: unknown key {key!r}; known keys: {', '.join(sorted(cfg))}")
-        cfg[key] = value
+        if isinstance(cfg[key], ml_collections.ConfigDict) and isinstance(value, dict):
+            for sub, sub_value in value.items():  # a section: override its keys one by one
+                if sub not in cfg[key]:
+                    raise KeyError(f"data_config: unknown key {key}.{sub!r}; known: {', '.join(sorted(cfg[key]))}")
+                cfg[key][sub] = sub_value
+        else:
+            cfg[key] = value
     return cfg

@@ -9,6 +9,10 @@
 Every record is read and converted when the iterator is built, so bad input stops the run before
 step 0. Records are tokenized when drawn; the iterator's state names documents by (source, record,
 piece), never by their tokens, so it stays small.
+
+GLM v1 blank infilling (`data.blank_infilling`, kind 'lm' only) needs the model's special ids:
+pass `blank_tokens` (glm_blank_infilling.blank_tokens_of(model_config)). A piece's spans are drawn
+from (seed, source, record, piece), so a resumed iterator rebuilds the same rows.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np
 from medjax.data import templates
 from medjax.data.encode import Document, EncodeOptions, Pair, encode_record
 from medjax.data.formats import FORMATS, to_record
+from medjax.data.glm_blank_infilling import BlankTokens, Infilling, InfillingSettings
 from medjax.data.mixture import MixtureSampler, SourceSpec, parse_sources
 from medjax.data.packing import (TRUNCATIONS, Packer, empty_row, fit_to_length, pack_documents, row_from_pair,
                                  stack_rows, truncate_pair)
@@ -103,14 +108,29 @@ def _pad_id(tokenizer) -> int:
     return tokenizer.pad_id if tokenizer.pad_id is not None else 0
 
 
+def _infilling(cfg, kind: str, seq_len: int, model_family: str | None, blank_tokens: BlankTokens | None):
+    """The blank-infilling transform the config asks for, or None; wrong uses name the key."""
+    settings = InfillingSettings.from_config(cfg.get("blank_infilling"))
+    if not settings.on:
+        return None
+    if kind != "lm":
+        raise ValueError(f"data.blank_infilling.mode={settings.mode!r}: blank infilling is a continued-pretraining "
+                         f"objective (kind 'lm'); this stage's data kind is {kind!r}")
+    if blank_tokens is None:
+        raise ValueError(f"data.blank_infilling.mode={settings.mode!r} needs a GLM v1 model (ChatGLM-6B, GLM-10B) "
+                         f"and its special ids; this model's family is {model_family!r}")
+    return Infilling(settings, blank_tokens, seq_len)
+
+
 # -- training ----------------------------------------------------------------------------------
 class TrainIterator:
     """An endless, resumable iterator of packed batches over a mixture of sources."""
 
     def __init__(self, specs: list[SourceSpec], records: list[list[Record] | StreamedRecords], tokenizer, kind: str,
                  seq_len: int, batch_size: int, seed: int, options: EncodeOptions, truncation: str,
-                 pack_buffer: int, shuffle: bool, counts: collections.Counter):
+                 pack_buffer: int, shuffle: bool, counts: collections.Counter, infilling: Infilling | None = None):
         self.specs, self.records, self.tokenizer, self.kind = specs, records, tokenizer, kind
+        self.infilling = infilling
         self.seq_len, self.batch_size, self.options, self.truncation = seq_len, batch_size, options, truncation
         sizes = [None if isinstance(r, StreamedRecords) else len(r) for r in records]
         self.sampler = MixtureSampler(specs, sizes, seed, shuffle)
@@ -138,6 +158,8 @@ class TrainIterator:
             self._count(row, [source])
             return row
         row, keys = self.packer.next_row(self._next_piece)
+        if self.infilling:
+            row = self.infilling.row(row)
         self._count(row, [key[0] for key in keys])
         return row
 
@@ -146,9 +168,8 @@ class TrainIterator:
         while not self.queue:
             source, index = self.sampler.next()
             self.counts["records_drawn"] += 1
-            doc = self._encode(source, index)
-            pieces = fit_to_length(doc, self.seq_len, self.truncation)
-            if len(pieces) != 1 or len(pieces[0]) != len(doc):
+            pieces, cut = self._pieces(source, index)
+            if cut:
                 self.counts["records_truncated" if pieces else "records_dropped"] += 1
             self.queue = [((source, index, p), piece) for p, piece in enumerate(pieces) if _has_loss(piece)]
             self.counts["pieces_without_loss_skipped"] += len(pieces) - len(self.queue)
@@ -160,6 +181,15 @@ class TrainIterator:
 
     def _encode(self, source: int, index: int) -> Document | Pair:
         return encode_record(self.records[source][index], self.kind, self.tokenizer, self.options)
+
+    def _pieces(self, source: int, index: int) -> tuple[list[Document], bool]:
+        """(the pieces a record packs as, whether truncation cut or dropped it)."""
+        doc = self._encode(source, index)
+        if self.infilling:
+            pieces, n = self.infilling.pieces(doc, self.truncation, (self.sampler.seed, source, index))
+            return pieces, len(pieces) != 1 or n > self.infilling.raw_len
+        pieces = fit_to_length(doc, self.seq_len, self.truncation)
+        return pieces, len(pieces) != 1 or len(pieces[0]) != len(doc)
 
     def _count(self, row: dict[str, np.ndarray], sources: list[int]) -> None:
         segments = row["segment_ids"]
@@ -208,13 +238,16 @@ class TrainIterator:
         self.counts.update(state["counts"])
 
     def _layout(self) -> dict:
-        return {"kind": self.kind, "seq_len": self.seq_len, "truncation": self.truncation,
-                "seed": self.sampler.seed, "tokenizer": self.tokenizer.fingerprint()}
+        layout = {"kind": self.kind, "seq_len": self.seq_len, "truncation": self.truncation,
+                  "seed": self.sampler.seed, "tokenizer": self.tokenizer.fingerprint()}
+        if self.infilling:  # only when on: states saved before the key existed still resume
+            layout["blank_infilling"] = self.infilling.describe()
+        return layout
 
     def _piece(self, key, cache: dict) -> tuple[tuple, Document]:
         source, index, piece = key
         if (source, index) not in cache:
-            cache[source, index] = fit_to_length(self._encode(source, index), self.seq_len, self.truncation)
+            cache[source, index] = self._pieces(source, index)[0]
         return (source, index, piece), cache[source, index][piece]
 
 
@@ -242,8 +275,10 @@ def check_config(cfg, kind: str, seq_len: int, batch_size: int) -> None:
 
 
 def build_train_iterator(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, batch_size: int = 8,
-                         seed: int = 0, model_family: str | None = None) -> TrainIterator:
+                         seed: int = 0, model_family: str | None = None,
+                         blank_tokens: BlankTokens | None = None) -> TrainIterator:
     check_config(cfg, kind, seq_len, batch_size)
+    infilling = _infilling(cfg, kind, seq_len, model_family, blank_tokens)
     options = _options(cfg, tokenizer, model_family)
     specs = parse_sources(_train_spec(cfg), "data.train")
     counts = collections.Counter()
@@ -251,7 +286,7 @@ def build_train_iterator(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, b
     if cfg.eval is None:
         records = [split_eval(r, s.name, cfg)[0] for r, s in zip(records, specs)]
     return TrainIterator(specs, records, tokenizer, kind, seq_len, batch_size, seed, options, _truncation(cfg, kind),
-                         int(cfg.pack_buffer), bool(cfg.shuffle), counts)
+                         int(cfg.pack_buffer), bool(cfg.shuffle), counts, infilling)
 
 
 # -- evaluation --------------------------------------------------------------------------------
@@ -266,14 +301,22 @@ def eval_records(cfg, kind: str) -> list[Record]:
 
 
 def build_eval_batches(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, batch_size: int = 8,
-                       model_family: str | None = None) -> list[dict[str, np.ndarray]]:
+                       model_family: str | None = None,
+                       blank_tokens: BlankTokens | None = None) -> list[dict[str, np.ndarray]]:
     """Every held-out record once, packed in order; the last batch is filled with padding rows.
-    An empty list when there is no eval data (cfg.eval None and eval_fraction 0)."""
+    An empty list when there is no eval data (cfg.eval None and eval_fraction 0). With blank
+    infilling, record i's spans come from (data.split_seed, i): the same every run."""
     check_config(cfg, kind, seq_len, batch_size)
+    infilling = _infilling(cfg, kind, seq_len, model_family, blank_tokens)
     options, pad_id = _options(cfg, tokenizer, model_family), _pad_id(tokenizer)
     records = eval_records(cfg, kind)
     if kind == "pref":
         rows = [row_from_pair(encode_record(r, kind, tokenizer, options), seq_len, pad_id) for r in records]
+    elif infilling:
+        policy, seed = _truncation(cfg, kind), int(cfg.split_seed)
+        docs = (piece for i, r in enumerate(records)
+                for piece in infilling.pieces(encode_record(r, kind, tokenizer, options), policy, (seed, i))[0])
+        rows = [infilling.row(row) for row in pack_documents(docs, seq_len, int(cfg.pack_buffer), pad_id)]
     else:
         policy = _truncation(cfg, kind)
         docs = (piece for r in records

@@ -19,6 +19,7 @@ from flax import nnx
 from medjax.checkpoint.hf_model import save_hf_model
 from medjax.checkpoint.manager import TrainCheckpoints, abstract_of
 from medjax.checkpoint.params_io import MODEL_CONFIG, TOKENIZER
+from medjax.data.glm_blank_infilling import blank_tokens_of
 from medjax.data.pipeline import build_eval_batches, build_train_iterator
 from medjax.parallel.mesh import (batch_sharding, optimizer_shardings, place, put_batch, replicated,
                                   shardings_of, state_shardings)
@@ -108,7 +109,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
         _write_stage_files(stage_dir, model_cfg, tokenizer, lineage)
 
     data_cfg = stage_data(c, name)
-    common = dict(kind=kind, seq_len=t.seq_len, batch_size=t.batch_size, model_family=model_cfg.family)
+    common = dict(kind=kind, seq_len=t.seq_len, batch_size=t.batch_size, model_family=model_cfg.family,
+                  blank_tokens=blank_tokens_of(model_cfg))
     train_it = build_train_iterator(data_cfg, tokenizer, seed=t.seed, **common)
     eval_batches = build_eval_batches(data_cfg, tokenizer, **common)[: t.eval_batches]
 
