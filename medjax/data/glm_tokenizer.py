@@ -1,4 +1,4 @@
-"""ChatGLM tokenizers that transformers cannot load without remote code.
+"""GLM tokenizers that transformers cannot load without remote code.
 
   ChatGLM-6B  `ice_text.model`: the SentencePiece pieces are the model's ids; newlines, tabs and runs
               of 2-80 spaces are spelled as the pieces <n>, <|tab|>, <|blank_N|>; the special
@@ -7,10 +7,13 @@
   ChatGLM2/3  `tokenizer.model` plus special tokens numbered after the SentencePiece vocabulary
               ([MASK] [gMASK] [sMASK] sop eop, and for ChatGLM3 the role tokens); inputs start
               with [gMASK] sop.
+  GLM-10B     `GLMGPT2Tokenizer`: GPT-2 byte-level BPE (vocab.json + merges.txt, <|endoftext|> last)
+              plus THUDM/GLM's block symbols and task masks numbered after it (added_tokens.json);
+              inputs are [CLS] text <|endoftext|>, then <|startofpiece|> to generate a blank.
 GLM-4's tokenizer is a plain transformers tokenizer (tokenizer.json) and needs nothing here.
-Both classes keep medjax's Tokenizer surface (`encode` adds no special tokens); `build_inputs(ids)`
-adds what the original tokenizer's build_inputs_with_special_tokens adds. Special-token strings in
-the text (e.g. "[MASK]" or "<|user|>") become their ids, as in the transformers tokenizers.
+All keep medjax's Tokenizer surface (`encode` adds no special tokens); `build_inputs(ids)` adds what
+the original tokenizer's build_inputs_with_special_tokens adds. Special-token strings in the text
+(e.g. "[MASK]" or "<|user|>") become their ids, as in the transformers tokenizers.
 """
 from __future__ import annotations
 
@@ -26,6 +29,12 @@ CHATGLM6B_SPECIALS = ("[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>")
 CHATGLM2_SPECIALS = ("[MASK]", "[gMASK]", "[sMASK]", "sop", "eop")
 CHATGLM3_ROLES = ("<|system|>", "<|user|>", "<|assistant|>", "<|observation|>")
 _MAX_BLANK = 80
+GLM10B_CLASS = "GLMGPT2Tokenizer"
+# THUDM/GLM's GPT2BPETokenizer with block symbols and task masks: these ids follow the 50,257 BPE tokens
+GLM10B_SPECIALS = ("<|startofpiece|>", "<|endofpiece|>", "[CLS]", "[MASK]", "[SEP]", "[UNK]", "[gMASK]", "[sMASK]")
+GLM10B_BPE_SIZE = 50257
+# lstrip=True in THUDM/GLM: a mask token swallows the whitespace before it
+_GLM10B_LEFT_STRIPPING = ("[MASK]", "[gMASK]", "[sMASK]")
 
 
 def _split_specials(text: str, specials: Sequence[str]) -> list[str]:
@@ -136,8 +145,103 @@ class ChatGLM2Tokenizer(Tokenizer):
         return "".join(text)
 
 
-def chatglm_tokenizer(path: str) -> Tokenizer | None:
-    """The ChatGLM tokenizer of a file or directory, or None when `path` holds another kind."""
+def _read_json(path: str):
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+
+
+def added_token_ids(directory: str) -> tuple[dict[str, int], list[str]]:
+    """(token string -> id, the files looked at) for the added tokens a tokenizer directory declares
+    in added_tokens.json, tokenizer_config.json's added_tokens_decoder or tokenizer.json's
+    added_tokens; the first file that names a token wins."""
+    looked_at = [os.path.join(directory, f) for f in ("added_tokens.json", "tokenizer_config.json", "tokenizer.json")]
+    found: dict[str, int] = {}
+    for path in looked_at:
+        if not os.path.exists(path):
+            continue
+        data = _read_json(path)
+        name = os.path.basename(path)
+        if name == "added_tokens.json":
+            pairs = data.items()
+        elif name == "tokenizer_config.json":
+            pairs = ((t["content"], i) for i, t in (data.get("added_tokens_decoder") or {}).items())
+        else:
+            pairs = ((t["content"], t["id"]) for t in data.get("added_tokens") or [])
+        for token, i in pairs:
+            found.setdefault(token, int(i))
+    return found, looked_at
+
+
+class GLM10BTokenizer(Tokenizer):
+    """GLM-10B's GLMGPT2Tokenizer without its remote code: transformers' GPT-2 BPE with the GLM
+    special tokens added at their published ids. bos is [CLS] and eos (and pad) <|endoftext|>, so
+    a document reads as build_inputs spells it; generation stops at <|endofpiece|> (config.json)."""
+
+    def __init__(self, directory: str):
+        from tokenizers import AddedToken
+        from transformers import GPT2Tokenizer
+
+        files = {f: os.path.join(directory, f) for f in ("vocab.json", "merges.txt")}
+        for path in files.values():
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{path}: missing ({GLM10B_CLASS} needs vocab.json and merges.txt)")
+        backend = GPT2Tokenizer(vocab=files["vocab.json"], merges=files["merges.txt"], add_prefix_space=False)
+        bpe_size = len(backend)
+        ids = self._special_ids(directory, bpe_size)
+        backend.add_tokens([AddedToken(t, special=True, normalized=False, lstrip=t in _GLM10B_LEFT_STRIPPING)
+                            for t in sorted(ids, key=ids.get)], special_tokens=True)
+        sources = list(files.values()) + [os.path.join(directory, f) for f in (
+            "added_tokens.json", "tokenizer_config.json", "special_tokens_map.json")
+            if os.path.exists(os.path.join(directory, f))]
+        super().__init__(backend, sources, "hf")
+        self.special_ids = ids
+        if backend.convert_tokens_to_ids("<|endoftext|>") != bpe_size - 1:
+            raise ValueError(f"{files['vocab.json']}: <|endoftext|> must be the last BPE token (id {bpe_size - 1})")
+
+    @staticmethod
+    def _special_ids(directory: str, bpe_size: int) -> dict[str, int]:
+        """The GLM special tokens' ids: added_tokens.json's, else the published ones; either way
+        numbered right after the BPE vocabulary, which is where transformers adds them."""
+        path = os.path.join(directory, "added_tokens.json")
+        if os.path.exists(path):
+            ids = {t: int(i) for t, i in _read_json(path).items()}
+            missing = [t for t in GLM10B_SPECIALS if t not in ids]
+            if missing:
+                raise ValueError(f"{path}: lacks the GLM special tokens {missing}")
+        else:
+            path = f"the published {GLM10B_CLASS} ids (no added_tokens.json in {directory})"
+            ids = {t: GLM10B_BPE_SIZE + k for k, t in enumerate(GLM10B_SPECIALS)}
+        expected = list(range(bpe_size, bpe_size + len(ids)))
+        if sorted(ids.values()) != expected:
+            raise ValueError(f"{path}: added token ids {sorted(ids.values())} do not follow the {bpe_size} tokens of "
+                             f"vocab.json (expected {expected[0]}..{expected[-1]})")
+        return ids
+
+    @property
+    def bos_id(self) -> int:
+        return self.special_ids["[CLS]"]
+
+    @property
+    def eos_id(self) -> int:
+        return self._backend.convert_tokens_to_ids("<|endoftext|>")
+
+    @property
+    def pad_id(self) -> int:  # GLM-10B pads with <|endoftext|>
+        return self.eos_id
+
+    def build_inputs(self, ids: Sequence[int]) -> list[int]:
+        return [self.bos_id] + list(ids) + [self.eos_id]
+
+
+def _tokenizer_class(config_path: str) -> str | None:
+    return _read_json(config_path).get("tokenizer_class") if os.path.exists(config_path) else None
+
+
+def glm_tokenizer(path: str) -> Tokenizer | None:
+    """The GLM tokenizer of a file or directory, or None when `path` holds another kind."""
     if os.path.isfile(path):
         return ChatGLM6BTokenizer(path) if os.path.basename(path) == CHATGLM6B_FILE else None
     v1 = os.path.join(path, CHATGLM6B_FILE)
@@ -145,15 +249,14 @@ def chatglm_tokenizer(path: str) -> Tokenizer | None:
     config_files = [config_path] if os.path.exists(config_path) else []
     if os.path.exists(v1):
         return ChatGLM6BTokenizer(v1, [v1] + config_files)
+    tokenizer_class = _tokenizer_class(config_path)
+    if tokenizer_class == GLM10B_CLASS:
+        return GLM10BTokenizer(path)
+    if tokenizer_class in ("GLMChineseTokenizer", "GLMBertTokenizer"):
+        raise ValueError(f"{config_path}: tokenizer_class {tokenizer_class!r} is not supported (only GLM-10B's "
+                         f"{GLM10B_CLASS}, ChatGLM-6B's ice_text.model and ChatGLMTokenizer)")
     model = os.path.join(path, "tokenizer.model")
-    if not (config_files and os.path.exists(model)):
+    if tokenizer_class != "ChatGLMTokenizer" or not os.path.exists(model):
         return None
-    with open(config_path) as f:
-        try:
-            config = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{config_path}: invalid JSON at line {e.lineno}: {e.msg}") from e
-    if config.get("tokenizer_class") != "ChatGLMTokenizer":
-        return None
-    version = 3 if "<|user|>" in json.dumps(config) else 2  # ChatGLM3 lists its role tokens
+    version = 3 if "<|user|>" in json.dumps(_read_json(config_path)) else 2  # ChatGLM3 lists its role tokens
     return ChatGLM2Tokenizer(model, version, [model, config_path])

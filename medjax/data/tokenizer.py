@@ -114,11 +114,11 @@ def load_tokenizer(path: str) -> Tokenizer:
     """Loads a tokenizer from a `.model` SentencePiece file or a transformers directory."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"tokenizer not found: {path}")
-    from medjax.data.glm_tokenizer import chatglm_tokenizer  # ChatGLM's remote-code tokenizers
+    from medjax.data.glm_tokenizer import glm_tokenizer  # GLM remote-code tokenizers
 
-    chatglm = chatglm_tokenizer(path)
-    if chatglm is not None:
-        return chatglm
+    glm = glm_tokenizer(path)
+    if glm is not None:
+        return glm
     if os.path.isfile(path):
         if not path.endswith(".model"):
             raise ValueError(f"{path}: expected a SentencePiece .model file or a tokenizer directory")

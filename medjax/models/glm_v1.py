@@ -23,6 +23,7 @@ the last span (or, when the prompt had no <sop>, continue the context causally).
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,9 @@ from medjax.parallel.rules import constrain
 MODEL_TYPES = ()  # "chatglm" and GLM-10B's "glm" are routed here by models/glm.py:glm_layout
 FLAVOURS = ("chatglm", "glm")
 SPECIAL_KEYS = ("mask_token_id", "smask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id")
+# the strings GLM-10B's tokenizer (GLMGPT2Tokenizer) gives these ids
+GLM10B_TOKEN_STRINGS = {"mask_token_id": "[MASK]", "smask_token_id": "[sMASK]", "gmask_token_id": "[gMASK]",
+                        "sop_token_id": "<|startofpiece|>", "eop_token_id": "<|endofpiece|>"}
 
 
 # -- config ---------------------------------------------------------------------------------------
@@ -45,6 +49,26 @@ def _required(hf: dict, key: str, source: str, why: str):
     if hf.get(key) is None:
         raise KeyError(f"{source}: config.json lacks required field {key!r} ({why})")
     return hf[key]
+
+
+def _glm10b_special_ids(hf: dict, source: str) -> dict:
+    """GLM-10B's published config.json has no special-token ids: take the ones it lacks from the
+    tokenizer files beside it (`source` is the config.json path), looked up by their strings."""
+    special = {k: hf.get(k) for k in SPECIAL_KEYS}
+    lacking = [k for k in SPECIAL_KEYS if special[k] is None]
+    if not lacking:
+        return special
+    from medjax.data.glm_tokenizer import added_token_ids
+
+    directory = os.path.dirname(source)
+    found, looked_at = added_token_ids(directory) if os.path.isfile(source) else ({}, [])
+    for key in lacking:
+        special[key] = found.get(GLM10B_TOKEN_STRINGS[key])
+        if special[key] is None and key != "smask_token_id":
+            files = ", ".join(looked_at) or f"none: {source} is not a file in a model directory"
+            raise KeyError(f"{source}: config.json lacks required field {key!r} (GLM-10B layout) and the tokenizer "
+                           f"files beside it do not define {GLM10B_TOKEN_STRINGS[key]!r} (looked at: {files})")
+    return special
 
 
 def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
@@ -70,9 +94,7 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
             raise ValueError(f"{source}: relative_encoding=true is not supported")
         if float(hf.get("attention_scale", 1.0)) != 1.0:
             raise ValueError(f"{source}: attention_scale={hf['attention_scale']!r} is not supported (expected 1.0)")
-        why = "GLM-10B layout: copy the id from the GLM tokenizer into config.json"
-        special = {k: _required(hf, k, source, why) for k in SPECIAL_KEYS if k != "smask_token_id"}
-        special["smask_token_id"] = hf.get("smask_token_id")
+        special = _glm10b_special_ids(hf, source)
         inner, tie, activation = 4 * hidden, True, "gelu"
     return ModelConfig(
         family="glm_v1",
@@ -501,3 +523,13 @@ def export_params(params: dict, cfg: ModelConfig) -> dict:
         out[layer.format(i=i) + "attention.query_key_value.weight"] = _qkv_fuse(cfg, kernels)
         out[layer.format(i=i) + "attention.query_key_value.bias"] = _qkv_fuse(cfg, biases)
     return out
+
+
+def fused_linears(cfg: ModelConfig) -> dict:
+    """HF Linear modules that hold several of our layers, for PEFT adapters (peft/adapter_io.py):
+    HF module name ('{i}' marks the layer) -> (our module paths, fuse, split), where fuse maps
+    [parts, rows, ...] to the fused row order and split undoes it."""
+    _, layer = _layout(cfg)
+    return {layer + "attention.query_key_value": (tuple(("layers", "attn", r) for r in "qkv"),
+                                                  lambda parts: _qkv_fuse(cfg, parts),
+                                                  lambda fused: _qkv_order(cfg, fused))}
