@@ -84,6 +84,8 @@ class ModelConfig:
         return cls(**d)
 
     def num_params(self) -> int:
+        if self.family == "glm_v1":
+            return self._glm_v1_num_params()
         d, f, hd = self.hidden_size, self.intermediate_size, self.head_dim
         attn = d * hd * (2 * self.num_heads + 2 * self.num_kv_heads)
         if self.attention_bias:
@@ -92,3 +94,13 @@ class ModelConfig:
         per_layer = attn + 3 * d * f + norms
         head = 0 if self.tie_embeddings else d * self.vocab_size
         return self.vocab_size * d + self.num_layers * per_layer + d + head
+
+    def _glm_v1_num_params(self) -> int:
+        """GLM v1 (models/glm_v1.py): biases on every linear, LayerNorm weight + bias, a plain
+        up/down MLP; GLM-10B adds two learned position tables of max_position_embeddings + 1 rows."""
+        d, f, inner = self.hidden_size, self.intermediate_size, self.num_heads * self.head_dim
+        attn = 3 * (d * inner + inner) + inner * d + d
+        per_layer = attn + (d * f + f) + (f * d + d) + 2 * 2 * d
+        positions = 2 * (self.max_position_embeddings + 1) * d if self.extra.get("flavour") == "glm" else 0
+        head = 0 if self.tie_embeddings else d * self.vocab_size
+        return self.vocab_size * d + positions + self.num_layers * per_layer + 2 * d + head
