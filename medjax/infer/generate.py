@@ -3,7 +3,8 @@
 The prompt batch is left-padded to a length bucket (multiple of 16) and the number of new tokens
 to a power of two, so repeated calls with similar shapes reuse one compilation. Prefill writes the
 whole prompt into the cache; a `while_loop` then decodes one token per step until every row has
-produced EOS or the budget is spent.
+produced EOS or the budget is spent. A prompt-tuned model's `init_cache` hands back a cache that
+already holds its soft prompt (peft/prompt_tuning.py), so the prompt batch goes in behind it.
 """
 from __future__ import annotations
 

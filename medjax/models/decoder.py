@@ -125,6 +125,7 @@ class DecoderLM(nnx.Module):
 
         `cache` is a dict from `init_cache`: k/v [L, B, S, K, E], segment_ids [B, S] and index (the
         slot where these T tokens go). `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning).
+        Segment id 0 is padding; keys of layers.SHARED_SEGMENT are visible to every segment (a soft prompt).
         """
         cfg = self.config
         b, t = tokens_BxT.shape

@@ -109,11 +109,17 @@ def apply_rope(x_BxTxNxE, cos_BxTxR, sin_BxTxR, interleaved: bool):
 
 # -- attention ----------------------------------------------------------------------------------
 
+# Keys with this segment id are visible to every segment: a soft prompt in front of packed documents
+# (peft/prompt_tuning.py) is shared by all of them. Data segment ids are >= 0 (0 = padding).
+SHARED_SEGMENT = -1
+
+
 def attention_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S):
-    """Causal over slots, and never across segments. Returns bool [B, 1, T, S]."""
+    """Causal over slots, and never across segments except into SHARED_SEGMENT keys. Returns bool [B, 1, T, S]."""
     causal_TxS = kv_slot_S[None, :] <= q_slot_T[:, None]
     same_BxTxS = q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :]
-    return (causal_TxS[None] & same_BxTxS)[:, None]
+    visible_BxTxS = same_BxTxS | (kv_segment_BxS == SHARED_SEGMENT)[:, None, :]
+    return (causal_TxS[None] & visible_BxTxS)[:, None]
 
 
 def dot_product_attention(q_BxTxHxE, k_BxSxKxE, v_BxSxKxE, mask_Bx1xTxS):

@@ -1,11 +1,17 @@
 """Prompt tuning (Lester et al. 2021; Med-PaLM's instruction prompt tuning): `num_virtual_tokens`
-trainable vectors prepended to every row; only they train.
+trainable vectors prepended to every sequence; only they train.
 
 The backbone gains a `soft_prompt` variable and a subclass whose __call__ prepends it, rather than a
 wrapper module, so every backbone variable keeps its path (`layers/...`), which the sharding rules
-and checkpoints rely on. The soft prompt takes positions 0..P-1 and the row's first segment id, and
-the real tokens move P positions on (as transformers + peft do). In a packed row only the first
-document sees the prompt, so prompt-tuning runs should keep one document per row.
+and checkpoints rely on. The P prompt vectors sit in front of the row at positions 0..P-1 with the
+segment id SHARED_SEGMENT (models/layers.py), which every segment may attend to; each document's
+positions (restarting per document) move P on. So every document of a packed row sees the prompt
+exactly as if it were alone in its row behind it (as transformers + peft lay out one sequence).
+
+Decoding: `init_cache` allocates P more slots and fills the first P with the prompt's keys and
+values (the prompt attends only to itself, so it does not depend on the tokens); every later call,
+the prefill included, continues behind it with positions moved P on. Only the shared decoder
+(LLaMA, GLM, GLM-4) supports this; GLM v1 derives its own positions and prefix mask from token ids.
 """
 from __future__ import annotations
 
@@ -16,9 +22,21 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from medjax.models.decoder import DecoderLM
+from medjax.models.layers import SHARED_SEGMENT
+
 
 class PromptParam(nnx.Param):
     """A soft-prompt vector: the only kind of variable a prompt-tuning run trains."""
+
+
+def _prompt_inputs(model, batch: int):
+    """(placeholder tokens, positions 0..P-1, shared segment ids, embeddings) of the prompt, [B, P(, D)]."""
+    p = model.soft_prompt.shape[0]
+    positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (batch, p))
+    embeds = jnp.broadcast_to(model.soft_prompt[...].astype(model.config.compute_dtype),
+                              (batch, p, model.soft_prompt.shape[1]))
+    return (jnp.zeros((batch, p), jnp.int32), positions, jnp.full((batch, p), SHARED_SEGMENT, jnp.int32), embeds)
 
 
 def _prompted_call(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None,
@@ -27,30 +45,39 @@ def _prompted_call(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, c
     backbone_call = type(self).prompt_base_class.__call__
     if not self.prompt_enabled:  # reference = base (see lora.adapters_disabled)
         return backbone_call(self, tokens_BxT, positions_BxT, segment_ids_BxT, cache, inputs_embeds_BxTxD)
-    if cache is not None:
-        raise NotImplementedError("prompt tuning: KV-cache decoding is not supported yet; decode the "
-                                  "exported backbone or score with logits()")
     b, t = tokens_BxT.shape
     p = self.soft_prompt.shape[0]
-    if segment_ids_BxT is None:
-        segment_ids_BxT = jnp.ones((b, t), jnp.int32)
     if positions_BxT is None:
         positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+    if cache is not None:  # init_cache already holds the prompt in its first P slots
+        return backbone_call(self, tokens_BxT, positions_BxT + p, segment_ids_BxT, cache, inputs_embeds_BxTxD)
+    if segment_ids_BxT is None:
+        segment_ids_BxT = jnp.ones((b, t), jnp.int32)
     embeds = self.embed_tokens(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
-    prompt_BxPxD = jnp.broadcast_to(self.soft_prompt[...].astype(embeds.dtype), (b, p, embeds.shape[-1]))
-    embeds = jnp.concatenate([prompt_BxPxD, embeds], axis=1)
-    segments = jnp.concatenate([jnp.broadcast_to(segment_ids_BxT[:, :1], (b, p)), segment_ids_BxT], axis=1)
-    positions = jnp.concatenate([jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (b, p)), positions_BxT + p],
-                                axis=1)
-    tokens = jnp.concatenate([jnp.zeros((b, p), tokens_BxT.dtype), tokens_BxT], axis=1)
-    return backbone_call(self, tokens, positions, segments, inputs_embeds_BxTxD=embeds)[:, p:]
+    prompt_tokens, prompt_positions, prompt_segments, prompt_embeds = _prompt_inputs(self, b)
+    return backbone_call(self, jnp.concatenate([prompt_tokens.astype(tokens_BxT.dtype), tokens_BxT], axis=1),
+                         jnp.concatenate([prompt_positions, positions_BxT + p], axis=1),
+                         jnp.concatenate([prompt_segments, segment_ids_BxT], axis=1),
+                         inputs_embeds_BxTxD=jnp.concatenate([prompt_embeds.astype(embeds.dtype), embeds], axis=1),
+                         )[:, p:]
+
+
+def _prompted_init_cache(self, batch: int, max_len: int) -> dict:
+    """A cache P slots longer whose first P slots hold the soft prompt (index P)."""
+    base = type(self).prompt_base_class
+    if not self.prompt_enabled:
+        return base.init_cache(self, batch, max_len)
+    cache = base.init_cache(self, batch, max_len + self.soft_prompt.shape[0])
+    tokens, positions, segments, embeds = _prompt_inputs(self, batch)
+    _, cache = base.__call__(self, tokens, positions, segments, cache, inputs_embeds_BxTxD=embeds)
+    return cache
 
 
 @functools.cache
 def _prompted_class(backbone_cls):
     # one base only and no new slots: the instance layout stays the backbone's, so __class__ can switch
     return types.new_class(f"PromptTuned{backbone_cls.__name__}", (backbone_cls,), exec_body=lambda ns: ns.update(
-        __slots__=(), __call__=_prompted_call, prompt_base_class=backbone_cls))
+        __slots__=(), __call__=_prompted_call, init_cache=_prompted_init_cache, prompt_base_class=backbone_cls))
 
 
 def is_prompt_tuned(model) -> bool:
@@ -59,6 +86,11 @@ def is_prompt_tuned(model) -> bool:
 
 def add_soft_prompt(model, num_virtual_tokens: int, *, rngs: nnx.Rngs):
     """In place: `model` prepends `num_virtual_tokens` trainable vectors. Returns it."""
+    if not isinstance(model, DecoderLM):
+        raise ValueError(f"prompt tuning (config.peft.method=prompt): the {model.config.family} backbone "
+                         f"{type(model).__name__} is not supported; it needs the shared decoder (LLaMA, GLM, GLM-4), "
+                         "whose attention mask lets every packed document see the prompt (GLM v1 derives its "
+                         "positions and prefix mask from the token ids)")
     # start from the embeddings of random vocabulary rows, so the prompt has the scale of real tokens
     ids = jax.random.randint(rngs.params(), (1, num_virtual_tokens), 0, model.config.vocab_size)
     init = model.embed_tokens(ids)[0].astype(model.embed.embedding.dtype)
