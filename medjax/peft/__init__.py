@@ -8,5 +8,6 @@
   prompt_tuning.py  add_soft_prompt: trainable soft-prompt vectors prepended to every row
   setup.py          apply_peft / trainable_filter / backbone_of: the entry points for the trainer and loaders
   adapter_io.py     LoRA <-> PEFT adapter directories (adapter_config.json + adapter_model.safetensors)
+  prompt_io.py      soft prompt <-> PEFT prompt-tuning directories (prompt_embeddings)
   convert.py        `python -m medjax.convert` for peft: sources/destinations and --merge
 """

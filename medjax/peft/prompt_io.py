@@ -1,0 +1,86 @@
+"""A prompt-tuned model's soft prompt <-> a PEFT prompt-tuning directory that the `peft` library loads
+onto the transformers model of the same base (PromptTuningConfig, task CAUSAL_LM).
+
+PEFT keeps the prompt as one tensor `prompt_embeddings` [num_virtual_tokens, hidden] and prepends it
+to the token embeddings exactly as peft/prompt_tuning.py does (positions 0..P-1, the text after it).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from medjax.checkpoint.hf_io import SafetensorsFile, write_json, write_safetensors
+from medjax.peft.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from medjax.peft.config import PeftSettings
+from medjax.peft.prompt_tuning import add_soft_prompt, is_prompt_tuned
+
+PROMPT_WEIGHT = "prompt_embeddings"
+
+
+def export_prompt(model, directory: str, dtype: str | None = None) -> None:
+    """Writes the soft prompt of `model` as a PEFT prompt-tuning directory."""
+    if not is_prompt_tuned(model):
+        raise ValueError("PEFT prompt export: the model has no soft prompt (peft method is not 'prompt')")
+    cfg = model.config
+    prompt = np.asarray(model.soft_prompt[...])
+    os.makedirs(directory, exist_ok=True)
+    write_safetensors(os.path.join(directory, ADAPTER_WEIGHTS),
+                      {PROMPT_WEIGHT: prompt.astype(np.dtype(dtype) if dtype else prompt.dtype)})
+    write_json(os.path.join(directory, ADAPTER_CONFIG), {
+        "peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": int(prompt.shape[0]),
+        "token_dim": cfg.hidden_size, "num_transformer_submodules": 1, "num_attention_heads": cfg.num_heads,
+        "num_layers": cfg.num_layers, "prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None,
+        "tokenizer_name_or_path": None, "inference_mode": True, "base_model_name_or_path": None})
+
+
+def is_prompt_adapter(directory: str) -> bool:
+    """Whether PEFT `directory` holds a prompt-tuning adapter (rather than LoRA)."""
+    path = os.path.join(directory, ADAPTER_CONFIG)
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return json.load(f).get("peft_type") == "PROMPT_TUNING"
+
+
+def read_prompt_config(directory: str, hidden_size: int) -> dict:
+    path = os.path.join(directory, ADAPTER_CONFIG)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_CONFIG}")
+    with open(path) as f:
+        ac = json.load(f)
+
+    def need(cond, key, msg):
+        if not cond:
+            raise ValueError(f"{path}: {key}={ac.get(key)!r}: {msg}")
+
+    need(ac.get("peft_type") == "PROMPT_TUNING", "peft_type", "expected PROMPT_TUNING")
+    need(ac.get("task_type") == "CAUSAL_LM", "task_type", "only CAUSAL_LM prompts are supported")
+    need(isinstance(ac.get("num_virtual_tokens"), int) and ac["num_virtual_tokens"] > 0, "num_virtual_tokens",
+         "expected a positive integer")
+    need(ac.get("num_transformer_submodules", 1) == 1, "num_transformer_submodules",
+         "a decoder-only model has one")
+    need(ac.get("token_dim", hidden_size) == hidden_size, "token_dim", f"the base model's hidden size is {hidden_size}")
+    return ac
+
+
+def import_prompt(base_model, directory: str, seed: int = 0):
+    """(`base_model` prepending the soft prompt of PEFT `directory`, its PeftSettings)."""
+    ac = read_prompt_config(directory, base_model.config.hidden_size)
+    n = ac["num_virtual_tokens"]
+    weights = os.path.join(directory, ADAPTER_WEIGHTS)
+    if not os.path.exists(weights):
+        raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_WEIGHTS}")
+    store = SafetensorsFile(weights)
+    if PROMPT_WEIGHT not in store.keys():
+        raise KeyError(f"peft:{directory}: {ADAPTER_WEIGHTS} lacks {PROMPT_WEIGHT!r}")
+    prompt = np.asarray(store.get(PROMPT_WEIGHT), np.float32)
+    if prompt.shape != (n, base_model.config.hidden_size):
+        raise ValueError(f"peft:{directory}: {PROMPT_WEIGHT} has shape {prompt.shape}, expected "
+                         f"{(n, base_model.config.hidden_size)} (num_virtual_tokens, hidden size)")
+    model = add_soft_prompt(base_model, n, rngs=nnx.Rngs(seed))
+    model.soft_prompt.set_value(jnp.asarray(prompt, model.soft_prompt.dtype))
+    return model, PeftSettings(method="prompt", num_virtual_tokens=n)
