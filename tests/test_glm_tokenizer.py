@@ -1,5 +1,6 @@
 """ChatGLM tokenizers: the real ChatGLM-6B SentencePiece model against published test vectors, and
-the ChatGLM2/3 special-token numbering on a tiny SentencePiece model trained here."""
+the ChatGLM2/3 special-token numbering on a tiny SentencePiece model trained here and on a model
+with ChatGLM2's published size (GLM-10B's tokenizer: tests/test_glm10b_layout.py)."""
 from __future__ import annotations
 
 import json
@@ -9,11 +10,12 @@ import unicodedata
 
 import pytest
 
-from medjax.data.glm_tokenizer import ChatGLM2Tokenizer, ChatGLM6BTokenizer
+from medjax.data.glm_tokenizer import CHATGLM2_SPECIALS, CHATGLM3_ROLES, ChatGLM2Tokenizer, ChatGLM6BTokenizer
 from medjax.data.tokenizer import load_tokenizer
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tokenizers", "chatglm6b")
 MODEL = os.path.join(DATA, "ice_text.model")
+LLAMA2_MODEL = os.path.join(DATA, "..", "llama2", "tokenizer.model")
 needs_data = pytest.mark.skipif(not os.path.exists(MODEL), reason="../shared/data/tokenizers/chatglm6b missing")
 
 
@@ -92,3 +94,76 @@ def test_chatglm2_and_3_special_tokens_follow_the_vocabulary(chatglm2_dir, tmp_p
 def test_unknown_chatglm_tokenizer_version(chatglm2_dir):
     with pytest.raises(ValueError, match="version"):
         ChatGLM2Tokenizer(str(chatglm2_dir / "tokenizer.model"), version=4)
+
+
+def test_chatglm2_plain_sop_and_eop_stay_text(chatglm2_dir, tmp_path):
+    shutil.copy(chatglm2_dir / "tokenizer.model", tmp_path / "tokenizer.model")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "ChatGLMTokenizer"}))
+    tok = load_tokenizer(str(tmp_path))
+    spm = pytest.importorskip("sentencepiece")
+    plain = spm.SentencePieceProcessor(model_file=str(tmp_path / "tokenizer.model"))
+    assert tok.encode("isopropyl eop") == plain.encode("isopropyl eop")
+    assert tok.encode("a [gMASK]")[-1] == tok.special_ids["[gMASK]"]
+
+
+# ChatGLM2-6B's tokenizer.model has 64,789 pieces; its specials and ChatGLM3's role tokens follow
+CHATGLM2_PIECES = 64789
+CHATGLM3_ROLE_IDS = {"<|system|>": 64794, "<|user|>": 64795, "<|assistant|>": 64796, "<|observation|>": 64797}
+
+
+@pytest.fixture(scope="module")
+def chatglm2_sized_model(tmp_path_factory):
+    """A SentencePiece model of ChatGLM2's size: LLaMA-2's 32,000 pieces, then user-defined filler
+    pieces up to 64,789. Only the numbering of the special tokens can be checked with it: the
+    SentencePiece part itself (the ids of ordinary text) cannot be checked without the real file."""
+    if not os.path.exists(LLAMA2_MODEL):
+        pytest.skip("../shared/data/tokenizers/llama2 missing")
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    proto = pb.ModelProto()
+    with open(LLAMA2_MODEL, "rb") as f:
+        proto.ParseFromString(f.read())
+    for k in range(CHATGLM2_PIECES - len(proto.pieces)):
+        piece = proto.pieces.add()
+        piece.piece, piece.score, piece.type = f"<filler_{k}>", 0.0, pb.ModelProto.SentencePiece.USER_DEFINED
+    path = tmp_path_factory.mktemp("chatglm2_sized") / "tokenizer.model"
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def _chatglm_dir(directory, model, config):
+    shutil.copy(model, directory / "tokenizer.model")
+    (directory / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "ChatGLMTokenizer", **config}))
+    return load_tokenizer(str(directory))
+
+
+@needs_data
+def test_chatglm2_published_numbering(chatglm2_sized_model, tmp_path):
+    """Structural only (see the fixture): build_inputs starts as the published ChatGLM2 test vectors do."""
+    with open(os.path.join(DATA, "tokenizer_test_vectors.json")) as f:
+        vectors = json.load(f)["chatglm2_6b"]
+    tok = _chatglm_dir(tmp_path, chatglm2_sized_model, {})
+    assert isinstance(tok, ChatGLM2Tokenizer) and tok.version == 2
+    assert {t: tok.token_to_id(t) for t in CHATGLM2_SPECIALS} == {
+        t: CHATGLM2_PIECES + k for k, t in enumerate(CHATGLM2_SPECIALS)}
+    assert tok.vocab_size == CHATGLM2_PIECES + 5
+    for case in vectors:
+        assert tok.build_inputs(tok.encode(case["text"]))[:2] == case["ids"][:2] == [64790, 64792]
+    assert tok.encode("[MASK][gMASK][sMASK]") == [64789, 64790, 64791]
+
+
+def test_chatglm3_role_tokens_at_published_ids(chatglm2_sized_model, tmp_path):
+    """Structural only (see the fixture): ChatGLM3's role tokens, listed in tokenizer_config.json as the
+    published file lists its added tokens, get ChatGLM3's published ids."""
+    declared = {str(i): {"content": t, "special": True} for t, i in CHATGLM3_ROLE_IDS.items()}
+    tok = _chatglm_dir(tmp_path, chatglm2_sized_model, {"added_tokens_decoder": declared})
+    assert isinstance(tok, ChatGLM2Tokenizer) and tok.version == 3
+    assert {t: tok.token_to_id(t) for t in CHATGLM3_ROLES} == CHATGLM3_ROLE_IDS
+    assert tok.encode("<|user|>")[0] == 64795 and tok.encode("<|assistant|>") == [64796]
+    assert tok.vocab_size == 64798
+
+
+def test_chatglm3_declared_ids_that_disagree_are_an_error(chatglm2_sized_model, tmp_path):
+    declared = {"64000": {"content": "<|user|>", "special": True}}
+    with pytest.raises(ValueError, match=r"tokenizer_config.json: '<\|user\|>' has id 64000.*64795"):
+        _chatglm_dir(tmp_path, chatglm2_sized_model, {"added_tokens_decoder": declared})

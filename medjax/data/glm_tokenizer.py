@@ -107,6 +107,8 @@ class ChatGLM2Tokenizer(Tokenizer):
         super().__init__(sp, source_files or [model_file], "sentencepiece")
         self.specials = CHATGLM2_SPECIALS + (CHATGLM3_ROLES if version == 3 else ())
         self.special_ids = {t: sp.vocab_size() + k for k, t in enumerate(self.specials)}
+        # bare "sop"/"eop" are ordinary text ("isopropyl"): only bracketed specials are spotted in text
+        self._text_specials = tuple(t for t in self.specials if t not in ("sop", "eop"))
         self.version = version
 
     @property
@@ -122,8 +124,8 @@ class ChatGLM2Tokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         ids: list[int] = []
-        for part in _split_specials(text, self.specials):
-            ids += [self.special_ids[part]] if part in self.special_ids else self._backend.encode(part)
+        for part in _split_specials(text, self._text_specials):
+            ids += [self.special_ids[part]] if part in self._text_specials else self._backend.encode(part)
         return ids
 
     def build_inputs(self, ids: Sequence[int]) -> list[int]:
@@ -259,4 +261,10 @@ def glm_tokenizer(path: str) -> Tokenizer | None:
     if tokenizer_class != "ChatGLMTokenizer" or not os.path.exists(model):
         return None
     version = 3 if "<|user|>" in json.dumps(_read_json(config_path)) else 2  # ChatGLM3 lists its role tokens
-    return ChatGLM2Tokenizer(model, version, [model, config_path])
+    tok = ChatGLM2Tokenizer(model, version, [model, config_path])
+    declared, _ = added_token_ids(path)
+    for token, i in tok.special_ids.items():
+        if declared.get(token, i) != i:
+            raise ValueError(f"{config_path}: {token!r} has id {declared[token]}, but numbered after the "
+                             f"SentencePiece vocabulary of {model} it is {i}")
+    return tok
