@@ -136,10 +136,13 @@ def test_missing_special_ids_name_config_field_and_files(tmp_path):
         assert name in message
 
 
-def test_bad_tokenizer_json_names_the_file(tmp_path):
+@pytest.mark.parametrize("content,error", [('{"[MASK]": 1,\n oops}', "invalid JSON at line 2"),
+                                           ('{"[MASK]": "fifty"}', "malformed added-token entry"),
+                                           ('["[MASK]"]', "expected a JSON object")])
+def test_bad_tokenizer_json_names_the_file(tmp_path, content, error):
     _write_config(tmp_path, PUBLISHED_CONFIG)
-    (tmp_path / "added_tokens.json").write_text('{"[MASK]": 1,\n oops}')
-    with pytest.raises(ValueError, match=r"added_tokens.json: invalid JSON at line 2"):
+    (tmp_path / "added_tokens.json").write_text(content)
+    with pytest.raises(ValueError, match=f"added_tokens.json: {error}"):
         config_from_hf_dir(str(tmp_path))
 
 

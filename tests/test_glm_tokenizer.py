@@ -165,5 +165,5 @@ def test_chatglm3_role_tokens_at_published_ids(chatglm2_sized_model, tmp_path):
 
 def test_chatglm3_declared_ids_that_disagree_are_an_error(chatglm2_sized_model, tmp_path):
     declared = {"64000": {"content": "<|user|>", "special": True}}
-    with pytest.raises(ValueError, match=r"tokenizer_config.json: '<\|user\|>' has id 64000.*64795"):
+    with pytest.raises(ValueError, match=r"give '<\|user\|>' id 64000.*it is 64795"):
         _chatglm_dir(tmp_path, chatglm2_sized_model, {"added_tokens_decoder": declared})

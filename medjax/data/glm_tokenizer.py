@@ -147,12 +147,16 @@ class ChatGLM2Tokenizer(Tokenizer):
         return "".join(text)
 
 
-def _read_json(path: str):
+def _read_json(path: str) -> dict:
+    """A tokenizer JSON file, which holds one object."""
     with open(path, encoding="utf-8") as f:
         try:
-            return json.load(f)
+            data = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def added_token_ids(directory: str) -> tuple[dict[str, int], list[str]]:
@@ -172,8 +176,11 @@ def added_token_ids(directory: str) -> tuple[dict[str, int], list[str]]:
             pairs = ((t["content"], i) for i, t in (data.get("added_tokens_decoder") or {}).items())
         else:
             pairs = ((t["content"], t["id"]) for t in data.get("added_tokens") or [])
-        for token, i in pairs:
-            found.setdefault(token, int(i))
+        try:
+            for token, i in pairs:
+                found.setdefault(token, int(i))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: malformed added-token entry ({e!r}); expected string -> integer id") from e
     return found, looked_at
 
 
@@ -265,6 +272,7 @@ def glm_tokenizer(path: str) -> Tokenizer | None:
     declared, _ = added_token_ids(path)
     for token, i in tok.special_ids.items():
         if declared.get(token, i) != i:
-            raise ValueError(f"{config_path}: {token!r} has id {declared[token]}, but numbered after the "
-                             f"SentencePiece vocabulary of {model} it is {i}")
+            raise ValueError(f"{path}: the tokenizer files (added_tokens.json, tokenizer_config.json, tokenizer.json) "
+                             f"give {token!r} id {declared[token]}, but numbered after the SentencePiece vocabulary "
+                             f"of tokenizer.model it is {i}")
     return tok
