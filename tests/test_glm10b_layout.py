@@ -94,7 +94,9 @@ def _write_config(directory, config):
 
 def test_published_config_routes_to_glm_v1():
     assert glm_layout(PUBLISHED_CONFIG, "config.json") == "glm_v1"
-    transformers_glm = {"model_type": "glm", "num_hidden_layers": 2, "num_attention_heads": 4, "hidden_size": 32}
+    from transformers import GlmConfig
+
+    transformers_glm = GlmConfig(num_hidden_layers=2, num_attention_heads=4, hidden_size=32).to_dict()
     assert glm_layout(transformers_glm, "config.json") == "transformers"  # GlmForCausalLM's config
 
 
