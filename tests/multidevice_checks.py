@@ -130,6 +130,28 @@ def generate_on_meshes(c, out):
     return tokens
 
 
+def glm4_lora_on_meshes(out, base_dir, tokenizer):
+    """A GLM-4 LoRA IFT stage (hf:base_dir, adapters on attn and mlp) for 3 steps on one device and
+    on fsdp=8: {mesh name: losses}, which must agree."""
+    sys.path.insert(0, os.path.join(ROOT, "configs"))
+    import ift
+
+    c = ift.get_config()
+    for key, value in OVERRIDES.items():
+        section, _, leaf = key.rpartition(".")
+        (c[section] if section else c)[leaf] = value
+    c.model.init, c.model.tokenizer = f"hf:{base_dir}", tokenizer
+    c.peft.method, c.peft.targets, c.peft.dropout = "lora", "attn,mlp", 0.0
+    c.train.lr = 3e-2
+    result = {}
+    for name in ("1dev", "1x8x1"):
+        workdir = os.path.join(out, f"glm4_lora_{name}")
+        run_stage(c, "ift", workdir, mesh_of(name))
+        with open(os.path.join(workdir, "ift", "metrics.jsonl")) as f:
+            result[name] = [r["loss"] for r in map(json.loads, f) if "loss" in r]
+    return result
+
+
 def main(out, names):
     unknown = set(names) - set(MESHES)
     if unknown or "1x8x1" not in names:
