@@ -4,6 +4,8 @@ The base Linear (or its quantised form, quantized.py) is kept inside `LoRALinear
 `LoRAParam` variables are trainable (the trainer's filter), so the base is frozen by construction.
 Stacked (scanned) layers get stacked adapters: A and B take the base kernel's leading axes, and
 declare logical axes with one entry fewer, so parallel/mesh.py adds the `layers` axis as for the base.
+Every adapter module is a `LoRAModule` (LoRALinear here, LoRAEmbed in lora_embedding.py): merge,
+unmerge, switching off and export work on all of them alike.
 """
 from __future__ import annotations
 
@@ -53,7 +55,35 @@ def lora_scale(alpha: float, rank: int, rslora: bool) -> float:
     return alpha / math.sqrt(rank) if rslora else alpha / rank
 
 
-class LoRALinear(nnx.Module):
+class LoRAModule(nnx.Module):
+    """An adapter around a frozen base: `delta()` is what merging adds to `base_weight()`."""
+
+    enabled: bool
+    merged: bool
+
+    def base_weight(self) -> nnx.Variable:
+        raise NotImplementedError
+
+    def delta(self):
+        raise NotImplementedError
+
+    def plain(self, weight):
+        """The plain layer that replaces this one in an exported backbone, holding `weight`."""
+        raise NotImplementedError
+
+    def replace_with_plain(self, model, path: tuple, merge: bool) -> None:
+        """In `model` (a copy being exported): this adapter at `path` becomes its plain base layer."""
+        weight = self.original_weight()
+        if merge:
+            weight = (weight.astype(jnp.float32) + self.delta()).astype(weight.dtype)
+        replace_module(model, path, self.plain(weight))
+
+    def original_weight(self):
+        """The base weight without the adapter, whether or not it is merged."""
+        return (self.unmerged_kernel if self.merged else self.base_weight())[...]
+
+
+class LoRALinear(LoRAModule):
     def __init__(self, base, *, rank: int, alpha: float, rslora: bool = False, dropout: float = 0.0,
                  layer_id: int = 0, rngs: nnx.Rngs):
         self.base = base
@@ -87,6 +117,20 @@ class LoRALinear(nnx.Module):
         keep = jax.random.bernoulli(key, 1.0 - self.dropout, x.shape)
         return jnp.where(keep, x / (1.0 - self.dropout), 0).astype(x.dtype)
 
+    def base_weight(self) -> nnx.Variable:
+        if isinstance(self.base, QuantizedLinear):
+            raise ValueError("a quantised base has no weight to merge into in place; use merged_backbone(model) "
+                             "for a dequantised, merged copy")
+        return self.base.kernel
+
+    def original_weight(self):
+        if isinstance(self.base, QuantizedLinear):
+            return self.base.dequantised_kernel().astype(self.base.param_dtype)
+        return super().original_weight()
+
+    def plain(self, weight):
+        return plain_linear(self.base, weight)
+
     def __call__(self, x):
         y = self.base(x)
         if not self.enabled or self.merged:
@@ -101,8 +145,8 @@ def base_axes(base) -> tuple:
     return tuple(base.axes if isinstance(base, QuantizedLinear) else base.kernel.get_metadata()["axes"])
 
 
-def lora_modules(model) -> list[tuple[tuple, LoRALinear]]:
-    return [(tuple(path), m) for path, m in nnx.iter_modules(model) if isinstance(m, LoRALinear)]
+def lora_modules(model) -> list[tuple[tuple, LoRAModule]]:
+    return [(tuple(path), m) for path, m in nnx.iter_modules(model) if isinstance(m, LoRAModule)]
 
 
 @contextlib.contextmanager
@@ -128,16 +172,17 @@ def adapters_disabled(model):
 
 
 def merge_adapters(model) -> None:
-    """In place: base kernel += scale * A @ B; the exact old kernel is kept for `unmerge_adapters`."""
+    """In place: base weight += scale * A @ B; the exact old weight is kept for `unmerge_adapters`."""
     for path, m in lora_modules(model):
         if m.merged:
             continue
-        if isinstance(m.base, QuantizedLinear):
-            raise ValueError(f"{'/'.join(map(str, path))}: cannot merge into a quantised base in place; "
-                             "use merged_backbone(model) for a dequantised, merged copy")
-        kernel = m.base.kernel[...]
-        m.unmerged_kernel = UnmergedKernel(kernel, axes=m.base.kernel.get_metadata()["axes"])
-        m.base.kernel.set_value((kernel.astype(jnp.float32) + m.delta()).astype(kernel.dtype))
+        try:
+            weight = m.base_weight()
+        except ValueError as e:
+            raise ValueError(f"{'/'.join(map(str, path))}: cannot merge: {e}") from None
+        kernel = weight[...]
+        m.unmerged_kernel = UnmergedKernel(kernel, axes=weight.get_metadata()["axes"])
+        weight.set_value((kernel.astype(jnp.float32) + m.delta()).astype(kernel.dtype))
         m.merged = True
 
 
@@ -145,7 +190,7 @@ def unmerge_adapters(model) -> None:
     """Undoes `merge_adapters` exactly (restores the saved kernel bit for bit)."""
     for _, m in lora_modules(model):
         if m.merged:
-            m.base.kernel.set_value(m.unmerged_kernel[...])
+            m.base_weight().set_value(m.unmerged_kernel[...])
             del m.unmerged_kernel
             m.merged = False
 
@@ -161,25 +206,19 @@ def plain_linear(layer, kernel) -> Linear:
     """A Linear like `layer` (a Linear or QuantizedLinear) holding `kernel`, without drawing new weights."""
     in_axis, out_axis = base_axes(layer)
     out = nnx.eval_shape(lambda: Linear(kernel.shape[-2], kernel.shape[-1], axes=(in_axis, out_axis),
-                                        dtype=layer.dtype, fp32_output=layer.fp32_output, rngs=nnx.Rngs(0)))
+                                        use_bias=layer.bias is not None, dtype=layer.dtype,
+                                        fp32_output=layer.fp32_output, rngs=nnx.Rngs(0)))
     out.kernel = nnx.Param(kernel, axes=(in_axis, out_axis))
     out.bias = layer.bias
     return out
 
 
 def merged_backbone(model, merge: bool = True):
-    """A copy of `model` with plain Linear layers (adapters merged unless merge=False, quantised bases
+    """A copy of `model` with plain layers (adapters merged unless merge=False, quantised bases
     dequantised), ready for HF export. The input model is left as it is."""
     model = nnx.clone(model)
     for path, m in lora_modules(model):
-        base = m.base
-        if isinstance(base, QuantizedLinear):
-            kernel = base.dequantised_kernel().astype(base.param_dtype)
-        else:
-            kernel = (m.unmerged_kernel if m.merged else base.kernel)[...]
-        if merge:
-            kernel = (kernel.astype(jnp.float32) + m.delta()).astype(kernel.dtype)
-        replace_module(model, path, plain_linear(base, kernel))
+        m.replace_with_plain(model, path, merge)
     for path, m in [(tuple(p), m) for p, m in nnx.iter_modules(model) if isinstance(m, QuantizedLinear)]:
         replace_module(model, path, plain_linear(m, m.dequantised_kernel().astype(m.param_dtype)))
     return model

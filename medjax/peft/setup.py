@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from flax import nnx
 
+from medjax.models.layers import Embed
 from medjax.models.registry import family_module
 from medjax.peft.config import PeftSettings
-from medjax.peft.lora import LoRALinear, LoRAParam, merged_backbone, replace_module
+from medjax.peft.lora import LoRALinear, LoRAModule, LoRAParam, merged_backbone, replace_module
+from medjax.peft.lora_embedding import LoRAEmbed
 from medjax.peft.prompt_tuning import PromptParam, add_soft_prompt, is_prompt_tuned, without_soft_prompt
 from medjax.peft.quantized import QuantizedLinear
 from medjax.peft.targets import resolve_targets
@@ -19,8 +21,8 @@ def _module_at(model, path: tuple):
 
 
 def apply_lora(model, settings: PeftSettings, seed: int = 0):
-    """In place: every targeted Linear becomes a LoRALinear; with qlora every decoder-layer Linear is
-    quantised first. Returns the model."""
+    """In place: every targeted Linear becomes a LoRALinear (a targeted Embed a LoRAEmbed); with qlora
+    every decoder-layer Linear is quantised first. Returns the model."""
     targets = resolve_targets(model, settings.targets)
     if settings.method == "qlora":
         for path in resolve_targets(model, "all"):
@@ -29,8 +31,10 @@ def apply_lora(model, settings: PeftSettings, seed: int = 0):
     rngs = nnx.Rngs(seed)
     for layer_id, path in enumerate(targets):
         base = _module_at(model, path)
-        replace_module(model, path, LoRALinear(base, rank=settings.rank, alpha=settings.alpha, rslora=settings.rslora,
-                                            dropout=settings.dropout, layer_id=layer_id, rngs=rngs))
+        kw = dict(rank=settings.rank, alpha=settings.alpha, rslora=settings.rslora, rngs=rngs)
+        adapter = (LoRAEmbed(base, **kw) if isinstance(base, Embed) else
+                   LoRALinear(base, dropout=settings.dropout, layer_id=layer_id, **kw))
+        replace_module(model, path, adapter)
     return model
 
 
@@ -49,7 +53,7 @@ def trainable_filter(settings: PeftSettings):
 
 def has_peft(model) -> bool:
     return is_prompt_tuned(model) or any(
-        isinstance(m, (LoRALinear, QuantizedLinear)) for _, m in nnx.iter_modules(model))
+        isinstance(m, (LoRAModule, QuantizedLinear)) for _, m in nnx.iter_modules(model))
 
 
 def backbone_of(model, merge: bool = True):

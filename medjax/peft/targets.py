@@ -1,6 +1,8 @@
-"""Which Linear layers get adapters: chosen by role (q, k, v, o, gate, up, down, lm_head), by group
+"""Which layers get adapters: chosen by role (q, k, v, o, gate, up, down, lm_head, embed), by group
 (attn, mlp, all) or by a glob over module paths such as "layers/attn/*". Roles name what a layer
 does, so the same targets work for LLaMA, GLM/GLM-4 (shared decoder) and GLM v1 (which has no gate).
+"all" is every decoder-layer Linear, like peft's "all-linear": the LM head and the token embedding
+table (role "embed", a LoRAEmbed) are adapted only when named.
 """
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import fnmatch
 
 from flax import nnx
 
-from medjax.models.layers import Linear
+from medjax.models.layers import Embed, Linear
 
 GROUPS = {
     "attn": ("q", "k", "v", "o"),
@@ -17,9 +19,10 @@ GROUPS = {
 }
 
 
-def linear_layers(model) -> dict[str, tuple]:
-    """'layers/attn/q' -> module path, for every Linear in the model."""
-    return {"/".join(map(str, path)): tuple(path) for path, m in nnx.iter_modules(model) if isinstance(m, Linear)}
+def adaptable_layers(model) -> dict[str, tuple]:
+    """'layers/attn/q' -> module path, for every Linear and token Embed in the model."""
+    return {"/".join(map(str, path)): tuple(path) for path, m in nnx.iter_modules(model)
+            if isinstance(m, (Linear, Embed))}
 
 
 def parse_targets(targets) -> list[str]:
@@ -31,9 +34,9 @@ def parse_targets(targets) -> list[str]:
 
 
 def resolve_targets(model, targets) -> list[tuple]:
-    """Module paths of the Linear layers that `targets` selects. A target matching nothing is an error
-    that lists the available layer names."""
-    layers = linear_layers(model)
+    """Module paths of the layers that `targets` selects. A target matching nothing is an error that
+    lists the available layer names."""
+    layers = adaptable_layers(model)
     chosen: dict[str, tuple] = {}
     for item in parse_targets(targets):
         roles = GROUPS.get(item)
