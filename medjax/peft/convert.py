@@ -3,6 +3,9 @@
   --src=ckpt:RUN --dst=peft:DIR             LoRA adapters of a run as a PEFT directory
   --src=ckpt:RUN --dst=hf:DIR --merge       the run's model with adapters merged (QLoRA: dequantised)
   --src=peft:DIR --base=hf:DIR --dst=ckpt:OUT | hf:OUT (merged) | peft:OUT
+
+A PEFT adapter with no exact LoRA form here (a general adapter on GLM v1's fused query_key_value,
+see adapter_io.py) converts only with --merge, which merges it into the weights as it is read.
 """
 from __future__ import annotations
 
@@ -24,14 +27,14 @@ def _from_ckpt(path: str):
     return model, settings, (load_tokenizer(tok) if tok else None)
 
 
-def _from_peft(path: str, base: str | None):
+def _from_peft(path: str, base: str | None, merge: bool):
     if not base:
         raise ValueError(f"--src=peft:{path} needs --base=hf:DIR (the model the adapter was trained on)")
     b = parse_spec(base)
     if b.kind != "hf":
         raise ValueError(f"--base={base}: expected hf:DIR")
     directory = resolve_hf_path(b.path)
-    model, settings = import_adapter(load_hf_model(directory), path)
+    model, settings = import_adapter(load_hf_model(directory), path, merge=merge)
     return model, settings, (load_tokenizer(directory) if has_tokenizer(directory) else None)
 
 
@@ -41,7 +44,7 @@ def convert_peft(src, dst, base: str | None = None, merge: bool = False, dtype: 
     if src.kind == "ckpt":
         model, settings, tok = _from_ckpt(src.path)
     elif src.kind == "peft":
-        model, settings, tok = _from_peft(src.path, base)
+        model, settings, tok = _from_peft(src.path, base, merge)
     else:
         raise ValueError(f"--src={src}: adapters come from ckpt:RUN or peft:DIR (with --base=hf:DIR)")
     if dst.kind == "peft":
