@@ -254,13 +254,6 @@ def glm4_dir(path, seed=0):
     return path
 
 
-# HF export of a LoRA model whose base Linear has a bias (GLM-4's q/k/v) fails in
-# medjax/peft/lora.py plain_linear: the plain Linear is built without `use_bias`, so assigning the
-# base's bias raises. Fix there: `Linear(..., use_bias=layer.bias is not None, ...)`; then drop this.
-EXPORT_BIAS_BUG = pytest.mark.xfail(raises=ValueError, strict=True,
-                                    reason="peft/lora.py plain_linear drops use_bias (GLM-4 q/k/v biases)")
-
-
 @pytest.fixture(scope="module")
 def glm4_lora_run(tmp_path_factory):
     from medjax.train.pipeline import run
@@ -273,14 +266,12 @@ def glm4_lora_run(tmp_path_factory):
     return str(tmp / "run")
 
 
-@EXPORT_BIAS_BUG
 def test_glm4_lora_ift_learns(glm4_lora_run):
     losses = train_losses(glm4_lora_run, "ift")
     assert len(losses) == 12 and np.all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3, losses
 
 
-@EXPORT_BIAS_BUG
 def test_glm4_lora_export_loads_in_transformers_with_the_same_logits(glm4_lora_run):
     import torch
     import transformers
