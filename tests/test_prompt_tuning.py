@@ -12,9 +12,12 @@ import medjax
 from medjax.api import positions_from_segments
 from hf_fixtures import make_hf_llama
 from medjax.checkpoint.hf_model import load_hf_model
+from medjax.checkpoint.params_io import load_params_model, save_params
 from medjax.models.config import ModelConfig
 from medjax.models.glm_v1 import GLMv1LM
 from medjax.models.layers import SHARED_SEGMENT
+from medjax.peft.config import PeftSettings
+from medjax.peft.convert import convert_peft
 from medjax.peft.prompt_io import export_prompt, import_prompt, is_prompt_adapter
 from medjax.peft.prompt_tuning import add_soft_prompt
 
@@ -77,6 +80,17 @@ def test_export_loads_in_peft_with_matching_logits_and_imports_back(base_dir, pr
     back, settings = import_prompt(load_hf_model(base_dir), directory)
     assert settings.method == "prompt" and settings.num_virtual_tokens == P
     np.testing.assert_array_equal(np.asarray(back.soft_prompt[...]), np.asarray(prompted.soft_prompt[...]))
+
+
+def test_convert_round_trips_a_prompt_run_through_peft(base_dir, prompted, tmp_path):
+    ckpt, adapter, back = (str(tmp_path / name) for name in ("ckpt", "adapter", "back"))
+    save_params(ckpt, prompted)
+    PeftSettings(method="prompt", num_virtual_tokens=P).save(ckpt)
+    convert_peft(f"ckpt:{ckpt}", f"peft:{adapter}")
+    assert is_prompt_adapter(adapter)
+    convert_peft(f"peft:{adapter}", f"ckpt:{back}", base=f"hf:{base_dir}")
+    loaded, _ = load_params_model(back)
+    np.testing.assert_array_equal(logits(loaded, IDS), logits(prompted, IDS))
 
 
 def test_bad_prompt_adapter_names_the_key(base_dir, prompted, tmp_path):

@@ -1,6 +1,6 @@
 """`python -m medjax.convert` for adapters (medjax/convert.py dispatches here):
 
-  --src=ckpt:RUN --dst=peft:DIR             LoRA adapters of a run as a PEFT directory
+  --src=ckpt:RUN --dst=peft:DIR             LoRA adapters (or the soft prompt) of a run as a PEFT directory
   --src=ckpt:RUN --dst=hf:DIR --merge       the run's model with adapters merged (QLoRA: dequantised)
   --src=peft:DIR --base=hf:DIR --dst=ckpt:OUT | hf:OUT (merged) | peft:OUT
 
@@ -16,6 +16,7 @@ from medjax.checkpoint.params_io import load_params_model, save_params, tokenize
 from medjax.data.tokenizer import has_tokenizer, load_tokenizer
 from medjax.peft.adapter_io import export_adapter, import_adapter
 from medjax.peft.config import PeftSettings
+from medjax.peft.prompt_io import export_prompt, import_prompt, is_prompt_adapter
 from medjax.peft.setup import backbone_of
 from medjax.specs import parse_spec, resolve_hf_path
 
@@ -34,7 +35,10 @@ def _from_peft(path: str, base: str | None, merge: bool):
     if b.kind != "hf":
         raise ValueError(f"--base={base}: expected hf:DIR")
     directory = resolve_hf_path(b.path)
-    model, settings = import_adapter(load_hf_model(directory), path, merge=merge)
+    if is_prompt_adapter(path):
+        model, settings = import_prompt(load_hf_model(directory), path)
+    else:
+        model, settings = import_adapter(load_hf_model(directory), path, merge=merge)
     return model, settings, (load_tokenizer(directory) if has_tokenizer(directory) else None)
 
 
@@ -50,9 +54,12 @@ def convert_peft(src, dst, base: str | None = None, merge: bool = False, dtype: 
     if dst.kind == "peft":
         if merge:
             raise ValueError("--merge writes a merged hf: model; a peft: destination holds the adapters alone")
-        if settings.method not in ("lora", "qlora"):
-            raise ValueError(f"--src={src}: has no LoRA adapters (peft method {settings.method!r}); nothing to export")
-        export_adapter(model, settings, dst.path, dtype=dtype)
+        if settings.method == "prompt":
+            export_prompt(model, dst.path, dtype=dtype)
+        elif settings.method in ("lora", "qlora"):
+            export_adapter(model, settings, dst.path, dtype=dtype)
+        else:
+            raise ValueError(f"--src={src}: has no adapters (peft method {settings.method!r}); nothing to export")
     elif dst.kind == "hf":
         if not merge:
             raise ValueError(f"--dst={dst}: an hf: directory holds plain weights; pass --merge to merge the "
