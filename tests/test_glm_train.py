@@ -28,6 +28,9 @@ PATHS = default_paths()
 VOCAB = 2048  # the embedded tokenizer's size; the GLM v1 specials sit just above it
 SPECIAL = BlankTokens(mask=VOCAB, gmask=VOCAB + 1, sop=VOCAB + 2, eop=VOCAB + 3)
 SEQ = 64
+SHARED = os.path.join(ROOT, "..", "shared", "data")
+CHATGLM6B = os.path.join(SHARED, "tokenizers", "chatglm6b")
+FEVER = os.path.join(SHARED, "corpora", "medicalgpt", "pretrain", "fever.txt")
 
 
 @pytest.fixture(scope="module")
@@ -54,26 +57,26 @@ def segments(batch):
             yield batch["tokens"][b, slots], batch["targets"][b, slots], batch["loss_mask"][b, slots]
 
 
-def check_part_a_part_b(batch):
+def check_part_a_part_b(batch, special=SPECIAL):
     """Each document: Part A (no <sop>, one blank per span, no loss) then Part B (<sop> span ... with
     targets span <eop>, loss on every token); padding carries no loss."""
     assert not batch["loss_mask"][batch["segment_ids"] == 0].any()
     modes = set()
     for tokens, targets, loss in segments(batch):
-        is_sop = tokens == SPECIAL.sop
+        is_sop = tokens == special.sop
         first = int(np.argmax(is_sop))
         assert is_sop.any() and first > 0
         part_a, part_b = tokens[:first], tokens[first:]
         np.testing.assert_array_equal(loss, np.arange(len(tokens)) >= first)  # loss only on Part B
         n_spans = int(is_sop.sum())
-        blanks = np.isin(part_a, [SPECIAL.mask, SPECIAL.gmask])
-        assert blanks.sum() == n_spans and SPECIAL.eop not in tokens
-        modes.add("gmask" if SPECIAL.gmask in part_a else "spans")
-        if SPECIAL.gmask in part_a:  # one [gMASK] closing the context
-            assert n_spans == 1 and part_a[-1] == SPECIAL.gmask
+        blanks = np.isin(part_a, [special.mask, special.gmask])
+        assert blanks.sum() == n_spans and special.eop not in tokens
+        modes.add("gmask" if special.gmask in part_a else "spans")
+        if special.gmask in part_a:  # one [gMASK] closing the context
+            assert n_spans == 1 and part_a[-1] == special.gmask
         # Part B targets: the span's next token, <eop> closing each span
         span_ends = np.append(is_sop[first + 1:], True)
-        np.testing.assert_array_equal(targets[first:][span_ends], SPECIAL.eop)
+        np.testing.assert_array_equal(targets[first:][span_ends], special.eop)
         np.testing.assert_array_equal(targets[first:][~span_ends], part_b[1:][~span_ends[:-1]])
         np.testing.assert_array_equal(targets[:first], tokens[1:first + 1])
     return modes
@@ -90,6 +93,20 @@ def test_rows_train_only_part_b_of_each_document(tokenizer, mode):
     assert modes == ({"spans", "gmask"} if mode == "mixed" else {mode})
     stats = it.stats()
     assert stats["records_truncated"] > 0 and stats["real_tokens"] > 0.8 * 3 * 4 * SEQ  # cut, yet well packed
+
+
+@pytest.mark.skipif(not os.path.exists(CHATGLM6B), reason="shared ChatGLM-6B tokenizer not present")
+def test_chatglm6b_tokenizer_documents_lose_their_sop_eop_before_the_transform():
+    """ChatGLM-6B's tokenizer wraps text in <sop> ... <eop> (its BOS/EOS): left in, a <sop> would open
+    Part B inside the context."""
+    tokenizer = load_tokenizer(CHATGLM6B)
+    special = BlankTokens(*(tokenizer.token_to_id(t) for t in ("[MASK]", "[gMASK]", "<sop>", "<eop>")))
+    assert (tokenizer.bos_id, tokenizer.eos_id) == (special.sop, special.eop)
+    cfg = data_config(train=FEVER, blank_infilling={"mode": "mixed"}, eval_fraction=0.0)
+    it = build_train_iterator(cfg, tokenizer, kind="lm", seq_len=128, batch_size=4, model_family="glm_v1",
+                              blank_tokens=special)
+    for _ in range(2):
+        check_part_a_part_b(next(it), special)
 
 
 def test_packed_row_targets_equal_the_transform():
@@ -214,12 +231,18 @@ def test_chatglm6b_cp_with_blank_infilling_learns(tmp_path):
     c = tiny(cp_config(), steps=16, lr=2e-2)
     c.model.init = f"hf:{base}"
     c.data.blank_infilling.mode = "mixed"
-    c.export_hf = False
     summary = run(c, str(tmp_path / "run"))["stages"]["cp"]
     losses = train_losses(str(tmp_path / "run"), "cp")
     assert len(losses) == 16 and np.all(np.isfinite(losses))
     assert np.mean(losses[-4:]) < np.mean(losses[:4]) - 0.5, losses
     assert summary["last_eval_loss"] < summary["first_eval_loss"]
+    # the exported ChatGLM-6B layout holds the trained weights: a blank-infilled row scores the same
+    import medjax
+
+    ids = np.asarray([[1, 40, 41, SPECIAL.mask, 43, 44, SPECIAL.gmask, SPECIAL.sop, 42, 50, SPECIAL.sop, 45]])
+    trained = medjax.load(f"ckpt:{tmp_path}/run")
+    np.testing.assert_allclose(medjax.load(f"hf:{summary['hf_dir']}").logits(ids), trained.logits(ids), atol=1e-5)
+    assert not np.allclose(medjax.load(f"hf:{base}").logits(ids), trained.logits(ids), atol=1e-3)
 
 
 def test_blank_infilling_on_a_llama_model_stops_before_step_0(tmp_path):
