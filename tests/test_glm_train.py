@@ -70,7 +70,7 @@ def check_part_a_part_b(batch, special=SPECIAL):
         np.testing.assert_array_equal(loss, np.arange(len(tokens)) >= first)  # loss only on Part B
         n_spans = int(is_sop.sum())
         blanks = np.isin(part_a, [special.mask, special.gmask])
-        assert blanks.sum() == n_spans and special.eop not in tokens
+        assert blanks.sum() == n_spans and special.eop not in tokens and special.smask not in tokens
         modes.add("gmask" if special.gmask in part_a else "spans")
         if special.gmask in part_a:  # one [gMASK] closing the context
             assert n_spans == 1 and part_a[-1] == special.gmask
@@ -96,13 +96,18 @@ def test_rows_train_only_part_b_of_each_document(tokenizer, mode):
 
 
 @pytest.mark.skipif(not os.path.exists(CHATGLM6B), reason="shared ChatGLM-6B tokenizer not present")
-def test_chatglm6b_tokenizer_documents_lose_their_sop_eop_before_the_transform():
+def test_chatglm6b_tokenizer_documents_lose_their_specials_before_the_transform(tmp_path):
     """ChatGLM-6B's tokenizer wraps text in <sop> ... <eop> (its BOS/EOS): left in, a <sop> would open
-    Part B inside the context."""
+    Part B inside the context, and a [MASK] / [sMASK] written in the text would take a span."""
     tokenizer = load_tokenizer(CHATGLM6B)
-    special = BlankTokens(*(tokenizer.token_to_id(t) for t in ("[MASK]", "[gMASK]", "<sop>", "<eop>")))
+    special = BlankTokens(*(tokenizer.token_to_id(t) for t in ("[MASK]", "[gMASK]", "<sop>", "<eop>", "[sMASK]")))
     assert (tokenizer.bos_id, tokenizer.eos_id) == (special.sop, special.eop)
-    cfg = data_config(train=FEVER, blank_infilling={"mode": "mixed"}, eval_fraction=0.0)
+    text = tmp_path / "fever_with_specials.txt"  # literal blank tokens in the text are dropped too
+    text.write_text(open(FEVER, encoding="utf-8").read().replace("。", "[MASK]。", 3).replace("，", "[sMASK]，", 3),
+                    encoding="utf-8")
+    raw = tokenizer.encode(text.read_text(encoding="utf-8"))
+    assert special.mask in raw and special.smask in raw
+    cfg = data_config(train=str(text), blank_infilling={"mode": "mixed"}, eval_fraction=0.0)
     it = build_train_iterator(cfg, tokenizer, kind="lm", seq_len=128, batch_size=4, model_family="glm_v1",
                               blank_tokens=special)
     for _ in range(2):

@@ -33,6 +33,7 @@ class BlankTokens:
     gmask: int
     sop: int
     eop: int
+    smask: int | None = None  # GLM's sentence blank: never produced here, but a blank to the model
 
     @classmethod
     def from_model_config(cls, cfg) -> "BlankTokens":
@@ -40,7 +41,8 @@ class BlankTokens:
         missing = [k for k in ("mask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id") if e.get(k) is None]
         if missing:
             raise KeyError(f"blank infilling needs a GLM v1 model config; extra lacks {missing}")
-        return cls(e["mask_token_id"], e["gmask_token_id"], e["sop_token_id"], e["eop_token_id"])
+        return cls(e["mask_token_id"], e["gmask_token_id"], e["sop_token_id"], e["eop_token_id"],
+                   e.get("smask_token_id"))
 
 
 def sample_spans(n: int, rng: np.random.Generator, mask_ratio: float, mean_span: float) -> list[tuple[int, int]]:
@@ -153,7 +155,8 @@ def blank_tokens_of(model_cfg) -> BlankTokens | None:
 def strip_special(doc: Document, tokens: BlankTokens) -> Document:
     """Drops the GLM specials from a raw document (ChatGLM-6B's tokenizer uses <sop>/<eop> as BOS/EOS):
     a stray <sop> would start Part B early, a stray blank would take a span."""
-    keep = ~np.isin(doc.ids, [tokens.mask, tokens.gmask, tokens.sop, tokens.eop])
+    special = [t for t in (tokens.mask, tokens.gmask, tokens.smask, tokens.sop, tokens.eop) if t is not None]
+    keep = ~np.isin(doc.ids, special)
     return Document(doc.ids[keep], doc.trained[keep])
 
 
