@@ -10,6 +10,7 @@ from flax import nnx
 
 from hf_fixtures import make_hf_llama, torch_logits
 from medjax.checkpoint.hf_model import load_hf_model, save_hf_model
+from medjax.checkpoint.params_io import load_params_model, save_params
 from medjax.models.config import ModelConfig
 from medjax.models.presets import preset
 from medjax.models.registry import family_module
@@ -132,12 +133,17 @@ def test_a_peft_made_embed_adapter_imports_with_matching_logits(hf_base, tmp_pat
     np.testing.assert_allclose(logits(model), expected, atol=1e-4, rtol=0)
 
 
-def test_embed_merge_unmerge_and_the_tied_head():
-    model, _ = adapted("embed,v")
+def test_embed_merge_unmerge_and_the_tied_head(tmp_path):
+    model, settings = adapted("embed,v")
     randomise(model)
     with adapters_disabled(model):
         np.testing.assert_array_equal(logits(model), logits(tiny()))
     adapter = logits(model)
+    save_params(str(tmp_path), model)  # ckpt: rebuilds the LoRAEmbed from peft_config.json
+    settings.save(str(tmp_path))
+    loaded, _ = load_params_model(str(tmp_path))
+    assert isinstance(loaded.embed, LoRAEmbed)
+    np.testing.assert_array_equal(logits(loaded), adapter)
     table = np.asarray(model.embed.base.embedding[...])
     merge_adapters(model)
     assert np.abs(np.asarray(model.embed.base.embedding[...]) - table).max() > 0

@@ -56,10 +56,8 @@ def lora_scale(alpha: float, rank: int, rslora: bool) -> float:
 
 
 class LoRAModule(nnx.Module):
-    """An adapter around a frozen base: `delta()` is what merging adds to `base_weight()`."""
-
-    enabled: bool
-    merged: bool
+    """An adapter around a frozen base: `delta()` is what merging adds to `base_weight()`. Subclasses
+    set `enabled` (False: the base alone) and `merged` (the delta is in the base weight)."""
 
     def base_weight(self) -> nnx.Variable:
         raise NotImplementedError

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from medjax.models.layers import Embed, Linear
-from medjax.peft.lora import LoRAModule, LoRAParam, lora_scale, replace_module
+from medjax.peft.lora import LoRAModule, LoRAParam, lora_scale
 
 
 class LoRAEmbed(LoRAModule):

@@ -47,7 +47,8 @@ def resolve_targets(model, targets) -> list[tuple]:
         if not hits:
             known_roles = sorted({p[-1] for p in layers.values()})
             raise ValueError(f"peft.targets: {item!r} matches no Linear layer; available layers: "
-                             f"{', '.join(sorted(layers))} (roles: {', '.join(known_roles)}; groups: {', '.join(GROUPS)})")
+                             f"{', '.join(sorted(layers))} (roles: {', '.join(known_roles)}; "
+                             f"groups: {', '.join(GROUPS)})")
         for n in hits:
             chosen[n] = layers[n]
     return [chosen[n] for n in sorted(chosen)]
