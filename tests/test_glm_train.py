@@ -250,6 +250,20 @@ def test_chatglm6b_cp_with_blank_infilling_learns(tmp_path):
     assert not np.allclose(medjax.load(f"hf:{base}").logits(ids), trained.logits(ids), atol=1e-3)
 
 
+def test_preview_shows_blank_infilled_rows_of_the_run_model(tmp_path):
+    """medjax.data.preview reads the special ids from the config's hf: model, as the trainer does."""
+    from medjax.data.preview import blank_tokens_for, stage_settings
+
+    c = tiny(cp_config(), steps=1, lr=1e-3)
+    c.model.init = f"hf:{chatglm6b_dir(str(tmp_path / 'base'))}"
+    c.data.blank_infilling.mode = "spans"
+    settings = stage_settings(c, None)
+    assert blank_tokens_for(c, settings["data"]) == SPECIAL
+    batch = next(build_train_iterator(settings["data"], load_tokenizer(PATHS["tokenizer"]), kind="lm", seq_len=SEQ,
+                                      batch_size=2, blank_tokens=blank_tokens_for(c, settings["data"])))
+    check_part_a_part_b(batch)
+
+
 def test_blank_infilling_on_a_llama_model_stops_before_step_0(tmp_path):
     from medjax.train.pipeline import run
 

@@ -91,6 +91,9 @@ def test_convert_round_trips_a_prompt_run_through_peft(base_dir, prompted, tmp_p
     convert_peft(f"peft:{adapter}", f"ckpt:{back}", base=f"hf:{base_dir}")
     loaded, _ = load_params_model(back)
     np.testing.assert_array_equal(logits(loaded, IDS), logits(prompted, IDS))
+    for dst in (f"hf:{tmp_path / 'hf'}", f"ckpt:{tmp_path / 'merged'}"):  # a prompt has no merged form
+        with pytest.raises(ValueError, match="soft prompt is an input, not a weight"):
+            convert_peft(f"ckpt:{ckpt}", dst, merge=True)
 
 
 def test_bad_prompt_adapter_names_the_key(base_dir, prompted, tmp_path):

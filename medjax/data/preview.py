@@ -83,6 +83,28 @@ def _family_of(directory: str) -> str:
     return {"chatglm": "glm", "glm": "glm", "glm4": "glm4"}.get(model_type, "llama")
 
 
+def blank_tokens_for(config, data_cfg):
+    """The GLM v1 special ids the run's model reads, when the data asks for blank infilling."""
+    settings = data_cfg.get("blank_infilling")
+    if settings is None or settings.mode == "none":
+        return None
+    from medjax.data.glm_blank_infilling import blank_tokens_of
+    from medjax.specs import parse_spec
+
+    init = str(config.model.init)
+    if init == "scratch":
+        return None  # a scratch model is LLaMA-style: the pipeline says blank infilling needs GLM v1
+    spec = parse_spec(init)
+    if spec.kind == "hf":
+        from medjax.checkpoint.hf_model import config_from_hf_dir
+        from medjax.specs import resolve_hf_path
+
+        return blank_tokens_of(config_from_hf_dir(resolve_hf_path(spec.path)))
+    from medjax.checkpoint.params_io import read_model_config, resolve_ckpt
+
+    return blank_tokens_of(read_model_config(resolve_ckpt(spec.path)[0]))
+
+
 def main(argv):
     from absl import flags
 
@@ -96,7 +118,8 @@ def main(argv):
     family = f.model_family or family
     tokenizer = load_tokenizer(tokenizer_path)
     it = build_train_iterator(settings["data"], tokenizer, kind=kind, seq_len=int(seq_len), batch_size=f.num,
-                              seed=int(settings["seed"]), model_family=family)
+                              seed=int(settings["seed"]), model_family=family,
+                              blank_tokens=blank_tokens_for(f.config, settings["data"]))
     batch = next(it)
     print(f"stage={settings['stage']} kind={kind} seq_len={seq_len} family={family} tokenizer={tokenizer_path}")
     print(describe_rows(batch, tokenizer))

@@ -20,7 +20,7 @@ def peft_section() -> ml_collections.ConfigDict:
     p.rank = 8
     p.alpha = 16.0
     p.dropout = 0.05  # on the adapter input; active where the objective passes an rng (lora.dropout_rng)
-    p.targets = "attn,mlp"  # roles (q,k,v,o,gate,up,down,lm_head), groups (attn, mlp, all) or globs
+    p.targets = "attn,mlp"  # roles (q,k,v,o,gate,up,down,lm_head,embed), groups (attn, mlp, all) or globs
     p.rslora = False  # scale alpha / sqrt(rank) instead of alpha / rank
     p.quant = "nf4"  # qlora base storage: nf4 | int8
     p.num_virtual_tokens = 20  # prompt tuning: soft-prompt length

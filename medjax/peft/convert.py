@@ -51,6 +51,9 @@ def convert_peft(src, dst, base: str | None = None, merge: bool = False, dtype: 
         model, settings, tok = _from_peft(src.path, base, merge)
     else:
         raise ValueError(f"--src={src}: adapters come from ckpt:RUN or peft:DIR (with --base=hf:DIR)")
+    if settings.method == "prompt" and (merge or dst.kind == "hf"):
+        raise ValueError(f"--src={src}: a soft prompt is an input, not a weight, so it cannot be merged into a "
+                         "plain model; keep it with --dst=peft:DIR or --dst=ckpt:DIR (without --merge)")
     if dst.kind == "peft":
         if merge:
             raise ValueError("--merge writes a merged hf: model; a peft: destination holds the adapters alone")
