@@ -121,6 +121,9 @@ def test_a_general_fused_adapter_imports_only_by_merging(tmp_path):
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
     adapter = str(tmp_path / "doctorglm")
     theirs.save_pretrained(adapter)
+    adapter_bin = str(tmp_path / "doctorglm_bin")  # older ChatGLM adapters ship a pickled adapter_model.bin
+    theirs.save_pretrained(adapter_bin, safe_serialization=False)
+    assert os.listdir(adapter_bin) and "adapter_model.bin" in os.listdir(adapter_bin)
     with pytest.raises(ValueError, match=r"layers\.0\.attention\.query_key_value\.lora_B\.weight: .*--merge"):
         import_adapter(base_model("chatglm"), adapter)
     merged_dir = str(tmp_path / "merged")
@@ -131,3 +134,6 @@ def test_a_general_fused_adapter_imports_only_by_merging(tmp_path):
                   - base_tensors["transformer.layers.1.attention.query_key_value.weight"]).max() > 1e-2
     for name, w in expected.items():
         np.testing.assert_allclose(w, ours[name], atol=1e-5, rtol=0, err_msg=name)
+    convert_peft(f"peft:{adapter_bin}", f"hf:{tmp_path}/merged_bin", base=f"hf:{base_dir}", merge=True)
+    from_bin = load_file(os.path.join(tmp_path, "merged_bin", "model.safetensors"))
+    assert all(np.array_equal(from_bin[name], ours[name]) for name in ours)

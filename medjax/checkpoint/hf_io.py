@@ -58,6 +58,24 @@ class SafetensorsFile:
         return raw.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
 
 
+class TensorDict(dict):
+    """Tensors already in memory, with SafetensorsFile's keys() / get() surface."""
+
+    def get(self, name: str) -> np.ndarray:
+        return self[name]
+
+
+def read_torch_bin(path: str) -> TensorDict:
+    """The tensors of a pickled torch state dict (bf16 widened to fp32: numpy has no bf16 of its own)."""
+    try:
+        import torch
+    except ImportError as e:
+        raise FileNotFoundError(f"{path}: a torch .bin file; install torch to read it, or convert it to "
+                                "safetensors") from e
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return TensorDict({name: (t.float() if t.dtype == torch.bfloat16 else t).numpy() for name, t in state.items()})
+
+
 class TensorStore:
     """All tensors of an HF directory by name, across one or many safetensors files."""
 
@@ -95,18 +113,11 @@ class TensorStore:
 
     def _init_from_torch_bins(self, directory: str, bins: list[str]) -> None:
         """Original THUDM checkpoints ship pickled torch shards; reading them needs torch installed."""
-        try:
-            import torch
-        except ImportError as e:
-            raise FileNotFoundError(f"{directory}: weights are pytorch_model*.bin; install torch to read them, or "
-                                    "convert them to safetensors") from e
         self.directory, self._open, self._files = directory, {}, {}
         self._tensors = {}
         for fn in bins:
-            state = torch.load(os.path.join(directory, fn), map_location="cpu", weights_only=True)
-            for name, t in state.items():
-                t = t.float() if t.dtype == torch.bfloat16 else t
-                self._tensors[name] = t.numpy()
+            for name, array in read_torch_bin(os.path.join(directory, fn)).items():
+                self._tensors[name] = array
                 self._files[name] = fn
 
     def _file(self, path: str) -> SafetensorsFile:

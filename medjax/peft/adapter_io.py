@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from medjax.checkpoint.hf_io import SafetensorsFile, write_json, write_safetensors
+from medjax.checkpoint.hf_io import SafetensorsFile, read_torch_bin, write_json, write_safetensors
 from medjax.models.registry import family_module
 from medjax.models.weight_map import LINEAR
 from medjax.peft.adapter_fused import fuse_adapter, fused_alpha, split_adapter, split_delta
@@ -32,6 +32,7 @@ from medjax.peft.setup import apply_lora
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_WEIGHTS_BIN = "adapter_model.bin"
 PREFIX = "base_model.model."
 LINEAR_KEYS = ("lora_A.weight", "lora_B.weight")
 EMBED_KEYS = ("lora_embedding_A", "lora_embedding_B")
@@ -214,10 +215,7 @@ def import_adapter(base_model, directory: str, seed: int = 0, merge: bool = Fals
     if missing:
         raise ValueError(f"{os.path.join(directory, ADAPTER_CONFIG)}: target_modules {missing} are not layers of "
                          f"this {cfg.family} model (known: {sorted(known)})")
-    weights = os.path.join(directory, ADAPTER_WEIGHTS)
-    if not os.path.exists(weights):
-        raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_WEIGHTS}")
-    store = SafetensorsFile(weights)
+    store = _adapter_weights(directory)
     rank, alpha, rslora = int(ac["r"]), float(ac["lora_alpha"]), bool(ac.get("use_rslora", False))
 
     split_parts = {}
@@ -258,9 +256,19 @@ def import_adapter(base_model, directory: str, seed: int = 0, merge: bool = Fals
     return model, settings
 
 
+def _adapter_weights(directory: str):
+    """adapter_model.safetensors, or the pickled adapter_model.bin older adapters (e.g. ChatGLM-6B's) ship."""
+    weights = os.path.join(directory, ADAPTER_WEIGHTS)
+    if os.path.exists(weights):
+        return SafetensorsFile(weights)
+    if os.path.exists(os.path.join(directory, ADAPTER_WEIGHTS_BIN)):
+        return read_torch_bin(os.path.join(directory, ADAPTER_WEIGHTS_BIN))
+    raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_WEIGHTS} (or {ADAPTER_WEIGHTS_BIN})")
+
+
 def _read(store, name: str, shape: tuple, directory: str) -> np.ndarray:
     if name not in store.keys():
-        raise KeyError(f"peft:{directory}: {ADAPTER_WEIGHTS} lacks {name!r}")
+        raise KeyError(f"peft:{directory}: the adapter weights lack {name!r}")
     arr = np.asarray(store.get(name), np.float32)
     if tuple(arr.shape) != tuple(shape):
         raise ValueError(f"peft:{directory}: {name} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
