@@ -29,7 +29,9 @@ def run_everywhere(out: str) -> dict:
     report = {"device_count": jax.device_count()}
     for method in ("lora", "qlora"):
         c = get_config()
-        for key, value in {**OVERRIDES, "peft.method": method}.items():
+        # LoRA adapts the embedding table too, so the vocab-sharded embedding adapter is covered
+        targets = "attn,mlp,embed" if method == "lora" else "attn,mlp"
+        for key, value in {**OVERRIDES, "peft.method": method, "peft.targets": targets}.items():
             section, _, leaf = key.rpartition(".")
             (c[section] if section else c)[leaf] = value
         for name, shape in MESHES.items():
