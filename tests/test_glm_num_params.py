@@ -8,24 +8,16 @@ import jax
 import pytest
 
 from medjax.checkpoint.hf_model import param_shapes
-from medjax.models import glm, glm_v1
+from medjax.models import glm
 from medjax.models.config import ModelConfig
 from medjax.models.presets import preset
+from tests.glm_configs import GLM_CONFIGS, HF
 
-HF = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-          num_key_value_heads=2, head_dim=16)
-V1 = dict(vocab_size=64, hidden_size=32, num_layers=3, num_attention_heads=4, max_sequence_length=24,
-          mask_token_id=50, gmask_token_id=51)
 CONFIGS = {
+    **GLM_CONFIGS,
     "llama": lambda: ModelConfig(vocab_size=64, **preset("test")),
     "llama_untied": lambda: ModelConfig(vocab_size=64, **{**preset("test"), "tie_embeddings": False}),
-    "glm": lambda: glm.config_from_hf({"model_type": "glm", **HF}),
     "glm_tied": lambda: glm.config_from_hf({"model_type": "glm", "tie_word_embeddings": True, **HF}),
-    "glm4": lambda: glm.config_from_hf({"model_type": "glm4", **HF}),
-    "chatglm6b": lambda: glm_v1.config_from_hf({"model_type": "chatglm", "inner_hidden_size": 48,
-                                                "bos_token_id": 54, "eos_token_id": 55, **V1}),
-    "glm10b": lambda: glm_v1.config_from_hf({"model_type": "glm", "block_position_encoding": True,
-                                             "sop_token_id": 54, "eop_token_id": 55, **V1}),
 }
 
 

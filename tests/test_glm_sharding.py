@@ -6,22 +6,11 @@ import pytest
 from flax import nnx
 
 from medjax.checkpoint.hf_model import abstract_model
-from medjax.models import glm, glm_v1
 from medjax.models.layers import Linear
 from medjax.parallel.mesh import make_mesh, state_shardings
+from tests.glm_configs import GLM_CONFIGS
 
-HF = dict(vocab_size=64, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-          num_key_value_heads=2, head_dim=16)
-V1 = dict(vocab_size=64, hidden_size=32, num_layers=2, num_attention_heads=4, max_sequence_length=32,
-          mask_token_id=50, gmask_token_id=51)
-CONFIGS = {
-    "glm": lambda: glm.config_from_hf({"model_type": "glm", **HF}),
-    "glm4": lambda: glm.config_from_hf({"model_type": "glm4", **HF}),
-    "chatglm6b": lambda: glm_v1.config_from_hf({"model_type": "chatglm", "inner_hidden_size": 48,
-                                                "bos_token_id": 54, "eos_token_id": 55, **V1}),
-    "glm10b": lambda: glm_v1.config_from_hf({"model_type": "glm", "block_position_encoding": True,
-                                             "sop_token_id": 54, "eop_token_id": 55, **V1}),
-}
+CONFIGS = GLM_CONFIGS
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))

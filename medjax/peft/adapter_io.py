@@ -128,8 +128,9 @@ def export_adapter(model, settings: PeftSettings, directory: str, dtype: str | N
         "init_lora_weights": True, "base_model_name_or_path": None})
 
 
-def read_adapter_config(directory: str, pattern_keys=()) -> dict:
-    """adapter_config.json, checked; rank_pattern / alpha_pattern may name only `pattern_keys`."""
+def open_adapter_config(directory: str):
+    """(path, contents, need) of a PEFT directory's adapter_config.json; need(cond, key, msg) raises an
+    error naming the file, the key and its value."""
     path = os.path.join(directory, ADAPTER_CONFIG)
     if not os.path.exists(path):
         raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_CONFIG}")
@@ -140,6 +141,12 @@ def read_adapter_config(directory: str, pattern_keys=()) -> dict:
         if not cond:
             raise ValueError(f"{path}: {key}={ac.get(key)!r}: {msg}")
 
+    return path, ac, need
+
+
+def read_adapter_config(directory: str, pattern_keys=()) -> dict:
+    """adapter_config.json, checked; rank_pattern / alpha_pattern may name only `pattern_keys`."""
+    path, ac, need = open_adapter_config(directory)
     need(ac.get("peft_type") == "LORA", "peft_type", "only LORA adapters are supported")
     need(isinstance(ac.get("target_modules"), list), "target_modules", "expected a list of module names")
     need(not ac.get("fan_in_fan_out"), "fan_in_fan_out", "not supported")
@@ -215,7 +222,7 @@ def import_adapter(base_model, directory: str, seed: int = 0, merge: bool = Fals
     if missing:
         raise ValueError(f"{os.path.join(directory, ADAPTER_CONFIG)}: target_modules {missing} are not layers of "
                          f"this {cfg.family} model (known: {sorted(known)})")
-    store = _adapter_weights(directory)
+    store = adapter_weights(directory)
     rank, alpha, rslora = int(ac["r"]), float(ac["lora_alpha"]), bool(ac.get("use_rslora", False))
 
     split_parts = {}
@@ -256,7 +263,7 @@ def import_adapter(base_model, directory: str, seed: int = 0, merge: bool = Fals
     return model, settings
 
 
-def _adapter_weights(directory: str):
+def adapter_weights(directory: str):
     """adapter_model.safetensors, or the pickled adapter_model.bin older adapters (e.g. ChatGLM-6B's) ship."""
     weights = os.path.join(directory, ADAPTER_WEIGHTS)
     if os.path.exists(weights):

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from medjax.checkpoint.hf_io import SafetensorsFile, write_json, write_safetensors
-from medjax.peft.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS
+from medjax.checkpoint.hf_io import write_json, write_safetensors
+from medjax.peft.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_weights, open_adapter_config
 from medjax.peft.config import PeftSettings
 from medjax.peft.prompt_tuning import add_soft_prompt, is_prompt_tuned
 
@@ -47,16 +47,7 @@ def is_prompt_adapter(directory: str) -> bool:
 
 
 def read_prompt_config(directory: str, hidden_size: int) -> dict:
-    path = os.path.join(directory, ADAPTER_CONFIG)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_CONFIG}")
-    with open(path) as f:
-        ac = json.load(f)
-
-    def need(cond, key, msg):
-        if not cond:
-            raise ValueError(f"{path}: {key}={ac.get(key)!r}: {msg}")
-
+    _, ac, need = open_adapter_config(directory)
     need(ac.get("peft_type") == "PROMPT_TUNING", "peft_type", "expected PROMPT_TUNING")
     need(ac.get("task_type") == "CAUSAL_LM", "task_type", "only CAUSAL_LM prompts are supported")
     need(isinstance(ac.get("num_virtual_tokens"), int) and ac["num_virtual_tokens"] > 0, "num_virtual_tokens",
@@ -71,12 +62,9 @@ def import_prompt(base_model, directory: str, seed: int = 0):
     """(`base_model` prepending the soft prompt of PEFT `directory`, its PeftSettings)."""
     ac = read_prompt_config(directory, base_model.config.hidden_size)
     n = ac["num_virtual_tokens"]
-    weights = os.path.join(directory, ADAPTER_WEIGHTS)
-    if not os.path.exists(weights):
-        raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_WEIGHTS}")
-    store = SafetensorsFile(weights)
+    store = adapter_weights(directory)
     if PROMPT_WEIGHT not in store.keys():
-        raise KeyError(f"peft:{directory}: {ADAPTER_WEIGHTS} lacks {PROMPT_WEIGHT!r}")
+        raise KeyError(f"peft:{directory}: the adapter weights lack {PROMPT_WEIGHT!r}")
     prompt = np.asarray(store.get(PROMPT_WEIGHT), np.float32)
     if prompt.shape != (n, base_model.config.hidden_size):
         raise ValueError(f"peft:{directory}: {PROMPT_WEIGHT} has shape {prompt.shape}, expected "
