@@ -61,7 +61,8 @@ def write_glm10b_tokenizer(directory, added_tokens: bool = True) -> int:
         json.dump(TOKENIZER_CONFIG, f)
     if added_tokens:
         with open(os.path.join(directory, "added_tokens.json"), "w") as f:
-            json.dump({t: len(vocab) + k for k, t in enumerate(GLM10B_SPECIALS)}, f)
+            # <|endoftext|> listed too, with its vocab.json id, in case the published file does
+            json.dump({"<|endoftext|>": len(vocab) - 1, **{t: len(vocab) + k for k, t in enumerate(GLM10B_SPECIALS)}}, f)
     return len(vocab)
 
 

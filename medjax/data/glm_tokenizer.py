@@ -216,7 +216,8 @@ class GLM10BTokenizer(Tokenizer):
         numbered right after the BPE vocabulary, which is where transformers adds them."""
         path = os.path.join(directory, "added_tokens.json")
         if os.path.exists(path):
-            ids = {t: int(i) for t, i in _read_json(path).items()}
+            # entries inside the BPE vocabulary (e.g. <|endoftext|>) are already tokens of vocab.json
+            ids = {t: int(i) for t, i in _read_json(path).items() if int(i) >= bpe_size}
             missing = [t for t in GLM10B_SPECIALS if t not in ids]
             if missing:
                 raise ValueError(f"{path}: lacks the GLM special tokens {missing}")
