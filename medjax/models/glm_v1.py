@@ -17,8 +17,17 @@ The model derives positions and the prefix mask from the token ids, per packed s
 the tokens before the first <sop>; the i-th <sop> opens the span of the i-th blank of Part A, except
 that a lone span fills the [gMASK] when Part A has one (the original code's rule for one blank).
 `positions` given as [B, T] are Part A positions (restarting per segment); [B, 2, T] are taken as
-they are. With a KV cache, the first call (cache index 0) is the prompt and later calls continue
-the last span (or, when the prompt had no <sop>, continue the context causally).
+they are. With a KV cache, the first call that brings document tokens is the prompt and later calls
+continue the last span (or, when the prompt had no <sop>, continue the context causally).
+
+Tokens of segment layers.SHARED_SEGMENT (a soft prompt, peft/prompt_tuning.py) are context shared by
+every packed document: Part A (block position 0) whatever their ids, visible to the tokens of every
+segment, and attending only to each other, so one copy serves a packed row and can sit in a KV cache
+before any document. Prompt tuning puts P of them at positions 0..P-1 in front of the row and moves
+each document's positions P on: a document reads them as P extra context tokens in front of its own
+Part A, whose blanks (and so its Part B positions) move P on while block positions stay. Unlike real
+context tokens they do not read the document's Part A; with one layer, where only their input keys
+and values matter, the two are the same.
 """
 from __future__ import annotations
 
@@ -31,7 +40,8 @@ import numpy as np
 from flax import nnx
 
 from medjax.models.config import ModelConfig
-from medjax.models.layers import Embed, Linear, apply_rope, dot_product_attention, rope_inv_freq
+from medjax.models.layers import (SHARED_SEGMENT, Embed, Linear, apply_rope, dot_product_attention,
+                                  rope_inv_freq)
 from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
 from medjax.parallel.rules import constrain
 
@@ -184,19 +194,22 @@ def glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, special: dict):
     idx_T = jnp.arange(t)
     starts = jnp.concatenate([jnp.ones((b, 1), bool), segment_ids_BxT[:, 1:] != segment_ids_BxT[:, :-1]], axis=1)
     real = segment_ids_BxT != 0
-    is_sop = (tokens_BxT == special["sop"]) & real
+    document = segment_ids_BxT > 0  # the shared segment is all context, whatever its (placeholder) ids
+    is_sop = (tokens_BxT == special["sop"]) & document
     span_BxT = _segment_cumsum(is_sop.astype(jnp.int32), starts)  # 0 in Part A, then 1, 2, ...
     part_a = (span_BxT == 0) & real
-    is_blank = jnp.isin(tokens_BxT, jnp.asarray(special["masks"], jnp.int32)) & part_a
+    is_blank = jnp.isin(tokens_BxT, jnp.asarray(special["masks"], jnp.int32)) & part_a & document
     # span s fills the s-th blank of its segment; a lone span fills the [gMASK] when there is one,
     # as the original single-blank code does
     blank_slot, found = _nth_in_segment(is_blank, starts, span_BxT)
     gmask_slot, has_gmask = _nth_in_segment((tokens_BxT == special["gmask"]) & part_a, starts, jnp.ones_like(span_BxT))
     lone_gmask = has_gmask & (_segment_total(is_sop.astype(jnp.int32), starts) == 1)
     blank_slot, found = jnp.where(lone_gmask, gmask_slot, blank_slot), found | lone_gmask
-    # no matching blank: the span sits right after Part A (at its length), like a continuation
-    part_a_len = _segment_cumsum(part_a.astype(jnp.int32), starts)
-    span_pos = jnp.where(found, jnp.take_along_axis(positions_BxT, blank_slot, axis=1), part_a_len)
+    # no matching blank: the span sits right after Part A, like a continuation (positions may start
+    # past 0: behind a soft prompt they start at its length)
+    part_a_end = (jnp.take_along_axis(positions_BxT, _segment_start(starts), axis=1)
+                  + _segment_cumsum(part_a.astype(jnp.int32), starts))
+    span_pos = jnp.where(found, jnp.take_along_axis(positions_BxT, blank_slot, axis=1), part_a_end)
     last_sop = jax.lax.cummax(jnp.where(is_sop, idx_T, -1), axis=1)
     position = jnp.where(part_a | ~real, positions_BxT, span_pos)
     block = jnp.where(part_a | ~real, 0, idx_T - last_sop + 1)
@@ -210,9 +223,11 @@ def positions_from_segments(segment_ids_BxT):
 
 
 def prefix_lm_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S, kv_prefix_BxS):
-    """Same segment, and either an earlier slot or a Part A key. Returns bool [B, 1, T, S]."""
+    """Same segment (or a SHARED_SEGMENT key), and either an earlier slot or a Part A key. Returns bool
+    [B, 1, T, S]."""
     visible = (kv_slot_S[None, None, :] <= q_slot_T[None, :, None]) | kv_prefix_BxS[:, None, :]
-    same = q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :]
+    same = ((q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :])
+            | (kv_segment_BxS == SHARED_SEGMENT)[:, None, :])
     return (visible & same)[:, None]
 
 
@@ -359,6 +374,9 @@ class GLMv1LM(nnx.Module):
         e = self.config.extra
         return list(ids) if e["sop_token_id"] in ids else list(ids) + [e["gmask_token_id"], e["sop_token_id"]]
 
+    def embed_tokens(self, tokens_BxT):
+        return self.embed(tokens_BxT)
+
     def init_cache(self, batch: int, max_len: int) -> dict:
         cfg = self.config
         shape = (cfg.num_layers, batch, max_len, cfg.num_heads, cfg.head_dim)
@@ -376,25 +394,27 @@ class GLMv1LM(nnx.Module):
         position, block, part_a = glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, self.special)
         if cache is None:
             return position, block, part_a
-        # after the prompt, new tokens continue where the prompt's last token left off
+        # after the prompt, new tokens continue where the prompt's last token left off; the prompt is
+        # the first call that meets no document keys in the cache (a soft prompt's may precede it)
         t = tokens_BxT.shape[1]
         steps_T = jnp.arange(t)
         cont_block = jnp.where(cache["next_block"][:, None] > 0, cache["next_block"][:, None] + steps_T, 0)
         cont_position = jnp.where(cache["next_block"][:, None] > 0, cache["next_position"][:, None],
                                   cache["next_position"][:, None] + steps_T)
-        first = cache["index"] == 0
-        return (jnp.where(first, position, cont_position), jnp.where(first, block, cont_block),
-                part_a & first)
+        first_Bx1 = ~jnp.any(cache["segment_ids"] > 0, axis=1, keepdims=True)
+        return (jnp.where(first_Bx1, position, cont_position), jnp.where(first_Bx1, block, cont_block),
+                part_a & first_Bx1)
 
     def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None, inputs_embeds_BxTxD=None):
         """Logits [B, T, V] in fp32, or (logits, cache) with a cache. positions: None (derived), [B, T]
-        positions restarting per segment (blank positions are taken from them) or explicit [B, 2, T]."""
+        positions restarting per segment (blank positions are taken from them) or explicit [B, 2, T].
+        `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning); the ids still shape Part A / B."""
         cfg = self.config
         b, t = tokens_BxT.shape
         if segment_ids_BxT is None:
             segment_ids_BxT = jnp.ones((b, t), jnp.int32)
         position, block, part_a = self._positions(tokens_BxT, positions_BxT, segment_ids_BxT, cache)
-        x_BxTxD = self.embed(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
+        x_BxTxD = self.embed_tokens(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
         x_BxTxD = x_BxTxD.astype(cfg.compute_dtype)
         rope = None
         if self.learned_positions:

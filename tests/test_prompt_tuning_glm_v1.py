@@ -1,0 +1,190 @@
+"""Prompt tuning on GLM v1 (ChatGLM-6B and GLM-10B flavours): the soft prompt reads as P extra context
+tokens in front of every document (positions 0..P-1, block position 0; the document's positions move P
+on), every packed document sees it as if alone, only it trains, and KV-cache decoding matches full
+recomputation. See the models/glm_v1.py docstring for what the prompt itself attends to."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import medjax
+from medjax.models import glm_v1
+from medjax.models.layers import SHARED_SEGMENT
+from medjax.peft.config import PeftSettings
+from medjax.peft.prompt_tuning import add_soft_prompt, without_soft_prompt
+from medjax.peft.setup import apply_peft, trainable_filter
+from medjax.train.config import train_section
+from medjax.train.objectives import lm_objective
+from medjax.train.optimizer import make_optimizer
+from medjax.train.step import init_state, make_train_step
+
+MASK, GMASK, SOP, EOP = 50, 51, 54, 55
+D = 32
+HF = {
+    "chatglm": {"model_type": "chatglm", "vocab_size": 64, "hidden_size": D, "num_attention_heads": 4,
+                "inner_hidden_size": 48, "max_sequence_length": 64, "bos_token_id": SOP, "eos_token_id": EOP,
+                "mask_token_id": MASK, "gmask_token_id": GMASK, "pad_token_id": 3},
+    "glm": {"model_type": "glm", "vocab_size": 64, "hidden_size": D, "num_attention_heads": 4,
+            "max_sequence_length": 64, "block_position_encoding": True, "mask_token_id": MASK,
+            "gmask_token_id": GMASK, "sop_token_id": SOP, "eop_token_id": EOP, "pad_token_id": 0},
+}
+CONTEXT = np.array([7, 12, 20], np.int32)  # real context tokens the soft prompt stands for (none special)
+P = len(CONTEXT)
+# [gMASK] <sop> + Part B; a [MASK] in the middle filled after <sop>; no <sop> at all (all context)
+ROWS = np.array([[5, 9, 17, 8, GMASK, SOP, 22, 31, 40],
+                 [5, MASK, 9, 17, 8, 2, SOP, 22, 31],
+                 [6, 7, 8, 9, 10, 11, 12, 13, 14]], np.int32)
+
+
+@functools.cache
+def _random_base(flavour: str, layers: int):
+    """A tiny GLM v1 with every parameter random (biases and norms too)."""
+    model = glm_v1.build(glm_v1.config_from_hf({**HF[flavour], "num_layers": layers}), nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    leaves, treedef = jax.tree.flatten(state)
+    noisy = [x + 0.2 * jax.random.normal(jax.random.PRNGKey(i), x.shape, x.dtype) for i, x in enumerate(leaves)]
+    return nnx.merge(graphdef, jax.tree.unflatten(treedef, noisy))
+
+
+def base(flavour: str, layers: int = 2):
+    return nnx.clone(_random_base(flavour, layers))
+
+
+def prompted(flavour: str, layers: int = 2):
+    """The base with a soft prompt equal to the embeddings of CONTEXT."""
+    model = add_soft_prompt(base(flavour, layers), P, rngs=nnx.Rngs(0))
+    model.soft_prompt.set_value(model.embed_tokens(jnp.asarray(CONTEXT[None]))[0])
+    return model
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _forward(graphdef, state, tokens, positions, segments):
+    return nnx.merge(graphdef, state)(tokens, positions, segments)
+
+
+def logits(model, tokens, segments=None, positions=None):
+    tokens = np.asarray(tokens, np.int32)
+    segments = np.ones_like(tokens) if segments is None else np.asarray(segments, np.int32)
+    if positions is None:
+        positions = np.asarray(glm_v1.positions_from_segments(jnp.asarray(segments)))
+    graphdef, state = nnx.split(model)
+    return np.asarray(_forward(graphdef, state, jnp.asarray(tokens), jnp.asarray(positions, jnp.int32),
+                               jnp.asarray(segments)))
+
+
+def with_context(rows):
+    return np.concatenate([np.broadcast_to(CONTEXT, (len(rows), P)), rows], axis=1)
+
+
+@pytest.mark.parametrize("flavour", ["chatglm", "glm"])
+def test_one_layer_soft_prompt_equals_real_context_tokens(flavour):
+    """With one layer only the prompt's input keys and values reach the document, so the soft prompt
+    and the same P tokens prepended to the ids (Part A / B derived from them) must agree exactly."""
+    ours = logits(prompted(flavour, layers=1), ROWS)
+    theirs = logits(base(flavour, layers=1), with_context(ROWS))[:, P:]
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert np.abs(ours - logits(base(flavour, layers=1), ROWS)).max() > 1e-3  # the prompt matters
+
+
+@pytest.mark.parametrize("flavour", ["chatglm", "glm"])
+def test_soft_prompt_is_shared_context_with_positions_moved_on(flavour):
+    """Two layers: the soft prompt equals the real tokens laid out by hand as a shared segment, at
+    positions 0..P-1 / block 0, in front of the document's own 2D positions with the position row
+    moved P on (Part B's blank position included, block positions unchanged)."""
+    position, block, _ = glm_v1.glm_positions(jnp.asarray(ROWS), jnp.ones_like(ROWS), glm_v1.positions_from_segments(
+        jnp.ones_like(ROWS)), base(flavour).special)
+    b = len(ROWS)
+    prompt_2d = np.stack([np.broadcast_to(np.arange(P), (b, P)), np.zeros((b, P), int)], axis=1)
+    doc_2d = np.stack([np.asarray(position) + P, np.asarray(block)], axis=1)
+    assert doc_2d[0, 0, 5:].tolist() == [4 + P] * 4 and doc_2d[0, 1, 5:].tolist() == [1, 2, 3, 4]
+    segments = np.concatenate([np.full((b, P), SHARED_SEGMENT), np.ones_like(ROWS)], axis=1)
+    theirs = logits(base(flavour), with_context(ROWS), segments, np.concatenate([prompt_2d, doc_2d], axis=2))
+    np.testing.assert_allclose(logits(prompted(flavour), ROWS), theirs[:, P:], atol=1e-5)
+
+
+@pytest.mark.parametrize("flavour", ["chatglm", "glm"])
+def test_every_packed_document_sees_the_prompt_as_if_alone(flavour):
+    model = prompted(flavour)
+    doc1 = np.array([5, 9, 17, 8, GMASK, SOP, 22, 31], np.int32)
+    doc2 = np.array([6, MASK, 9, 12, SOP, 40, 41], np.int32)
+    packed = np.zeros((1, 16), np.int32)
+    packed[0, :15] = np.concatenate([doc1, doc2])
+    segments = np.array([[1] * 8 + [2] * 7 + [0]], np.int32)
+    out = logits(model, packed, segments)
+
+    def alone(doc):
+        row = np.zeros((1, 16), np.int32)
+        row[0, :len(doc)] = doc
+        return logits(model, row, (np.arange(16) < len(doc))[None].astype(np.int32))[0, :len(doc)]
+
+    np.testing.assert_allclose(out[0, :8], alone(doc1), atol=1e-5)
+    np.testing.assert_allclose(out[0, 8:15], alone(doc2), atol=1e-5)
+    changed = packed.copy()
+    changed[0, :4] = [10, 11, 12, 13]
+    np.testing.assert_array_equal(logits(model, changed, segments)[0, 8:15], out[0, 8:15])
+
+
+def test_only_the_soft_prompt_trains():
+    model = apply_peft(base("chatglm"), PeftSettings(method="prompt", num_virtual_tokens=P))
+    before = nnx.to_pure_dict(nnx.state(model))
+    tokens = np.array([[5, 9, 17, 8, GMASK, SOP, 22, 31, 40, 6, MASK, 9, 12, SOP, 40, 41]] * 2, np.int32)
+    segments = np.array([[1] * 9 + [2] * 7] * 2, np.int32)
+    batch = {"tokens": tokens, "targets": np.roll(tokens, -1, axis=1),
+             "loss_mask": (np.isin(np.arange(16), [5, 6, 7, 13, 14])[None] * np.ones((2, 1))).astype(np.float32),
+             "segment_ids": segments, "positions": np.asarray(glm_v1.positions_from_segments(jnp.asarray(segments)))}
+    t = train_section()
+    t.lr, t.warmup_steps, t.weight_decay = 5e-2, 0, 0.0
+    graphdef, params, frozen = nnx.split(model, trainable_filter(PeftSettings(method="prompt")), ...)
+    assert list(nnx.to_pure_dict(params)) == ["soft_prompt"] and params["soft_prompt"].shape == (P, D)
+    optimizer, schedule = make_optimizer(t, 3)
+    state = init_state(params, optimizer, 0)
+    step = jax.jit(make_train_step(graphdef, lm_objective, optimizer, schedule))
+    losses = []
+    for _ in range(3):
+        state, metrics = step(state, frozen, batch, {})
+        losses.append(float(metrics["loss"]))
+    assert losses[-1] < losses[0], losses
+    after = nnx.to_pure_dict(nnx.state(nnx.merge(graphdef, state["params"], frozen)))
+    assert np.abs(after.pop("soft_prompt") - before.pop("soft_prompt")).max() > 1e-3
+    jax.tree.map(lambda x, y: np.testing.assert_array_equal(np.asarray(x), np.asarray(y)), after, before)
+
+
+def decoding_positions(prompt, length):
+    """ChatGLM-6B's decoding positions [1, 2, length]: Part A counts up to the first <sop>; from it on every
+    token sits at the blank ([gMASK] if there is one, else the first [MASK]) with block positions 1, 2, ...
+    (a generated <sop> does not open a new span, so derived positions would differ once one appears)."""
+    sop = prompt.index(SOP)
+    blank = prompt.index(GMASK if GMASK in prompt else MASK)
+    slots = np.arange(length)
+    return np.stack([np.where(slots < sop, slots, blank), np.maximum(slots - sop + 1, 0)])[None]
+
+
+@pytest.mark.parametrize("flavour", ["chatglm", "glm"])
+def test_greedy_generation_with_cache_equals_recomputation(flavour):
+    model = prompted(flavour)
+    cache = model.init_cache(2, 8)
+    assert cache["k"].shape[2] == 8 + P and int(cache["index"]) == P
+    assert (np.asarray(cache["segment_ids"])[:, :P] == SHARED_SEGMENT).all()
+    prompts = [[5, 9, 17], [6, 7, 8, 9, 10, 11], [5, MASK, 9, 17, SOP]]  # the first two get [gMASK] <sop>
+    steps = 6
+    got = medjax.LM(model).generate(prompts, max_new_tokens=steps, eos_id=-1)
+    for prompt, new in zip(prompts, got):
+        prompt = model.generation_prompt(prompt)
+        row = np.zeros((1, 16), np.int32)  # no cache: one full forward per step over one shape
+        row[0, :len(prompt)] = prompt
+        positions = decoding_positions(prompt, 16)
+        for i in range(steps):
+            n = len(prompt) + i
+            step_logits = logits(model, row, (np.arange(16) < n)[None].astype(np.int32), positions)
+            row[0, n] = int(np.argmax(step_logits[0, n - 1]))
+        assert new == row[0, len(prompt):len(prompt) + steps].tolist()
+
+
+def test_without_soft_prompt_is_the_base():
+    model = prompted("chatglm")
+    plain = without_soft_prompt(model)
+    assert type(plain) is glm_v1.GLMv1LM and not hasattr(plain, "soft_prompt")
+    np.testing.assert_array_equal(logits(plain, ROWS), logits(base("chatglm"), ROWS))
