@@ -11,10 +11,11 @@ import pytest
 from flax import nnx
 
 import medjax
+from medjax.checkpoint.params_io import load_params_model, save_params
 from medjax.models import glm_v1
 from medjax.models.layers import SHARED_SEGMENT
 from medjax.peft.config import PeftSettings
-from medjax.peft.prompt_tuning import add_soft_prompt, without_soft_prompt
+from medjax.peft.prompt_tuning import add_soft_prompt, is_prompt_tuned, without_soft_prompt
 from medjax.peft.setup import apply_peft, trainable_filter
 from medjax.train.config import train_section
 from medjax.train.objectives import lm_objective
@@ -33,9 +34,11 @@ HF = {
 }
 CONTEXT = np.array([7, 12, 20], np.int32)  # real context tokens the soft prompt stands for (none special)
 P = len(CONTEXT)
-# [gMASK] <sop> + Part B; a [MASK] in the middle filled after <sop>; no <sop> at all (all context)
+# [gMASK] <sop> + Part B; a [MASK] in the middle filled after <sop>; <sop> without a blank (the span
+# sits right after Part A); no <sop> at all (all context)
 ROWS = np.array([[5, 9, 17, 8, GMASK, SOP, 22, 31, 40],
                  [5, MASK, 9, 17, 8, 2, SOP, 22, 31],
+                 [6, 7, 8, 9, 10, SOP, 11, 12, 13],
                  [6, 7, 8, 9, 10, 11, 12, 13, 14]], np.int32)
 
 
@@ -105,6 +108,7 @@ def test_soft_prompt_is_shared_context_with_positions_moved_on(flavour):
     prompt_2d = np.stack([np.broadcast_to(np.arange(P), (b, P)), np.zeros((b, P), int)], axis=1)
     doc_2d = np.stack([np.asarray(position) + P, np.asarray(block)], axis=1)
     assert doc_2d[0, 0, 5:].tolist() == [4 + P] * 4 and doc_2d[0, 1, 5:].tolist() == [1, 2, 3, 4]
+    assert doc_2d[2, 0, 5:].tolist() == [5 + P] * 4  # no blank: right after Part A
     segments = np.concatenate([np.full((b, P), SHARED_SEGMENT), np.ones_like(ROWS)], axis=1)
     theirs = logits(base(flavour), with_context(ROWS), segments, np.concatenate([prompt_2d, doc_2d], axis=2))
     np.testing.assert_allclose(logits(prompted(flavour), ROWS), theirs[:, P:], atol=1e-5)
@@ -186,6 +190,15 @@ def test_greedy_generation_with_cache_equals_recomputation(flavour):
             step_logits = logits(model, row, (np.arange(16) < n)[None].astype(np.int32), positions)
             row[0, n] = int(np.argmax(step_logits[0, n - 1]))
         assert new == row[0, len(prompt):len(prompt) + steps].tolist()
+
+
+def test_checkpoint_round_trip_keeps_the_prompt(tmp_path):
+    model = prompted("chatglm")
+    save_params(str(tmp_path), model)
+    PeftSettings(method="prompt", num_virtual_tokens=P).save(str(tmp_path))
+    loaded, _ = load_params_model(str(tmp_path))
+    assert is_prompt_tuned(loaded) and type(loaded).prompt_base_class is glm_v1.GLMv1LM
+    np.testing.assert_array_equal(logits(loaded, ROWS), logits(model, ROWS))
 
 
 def test_without_soft_prompt_is_the_base():
