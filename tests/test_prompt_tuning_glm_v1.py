@@ -207,3 +207,11 @@ def test_without_soft_prompt_is_the_base():
     assert type(plain) is glm_v1.GLMv1LM and not hasattr(plain, "soft_prompt")
     np.testing.assert_array_equal(logits(plain, ROWS), logits(base("chatglm"), ROWS))
     assert np.abs(logits(model, ROWS) - logits(plain, ROWS)).max() > 1e-3  # the prompt matters
+
+
+def test_unsupported_backbone_is_a_clear_error():
+    class OtherLM(nnx.Module):
+        config = glm_v1.config_from_hf({**HF["chatglm"], "num_layers": 1})
+
+    with pytest.raises(ValueError, match=r"backbone OtherLM is not supported; supported: DecoderLM, GLMv1LM"):
+        add_soft_prompt(OtherLM(), P, rngs=nnx.Rngs(0))
