@@ -29,8 +29,12 @@ class Linear(nnx.Module):
         self.bias = (nnx.Param(jnp.zeros((out_features,), param_dtype), axes=(axes[1],)) if use_bias else None)
 
     def __call__(self, x):
-        y = jnp.einsum("...i,io->...o", x.astype(self.dtype), self.kernel[...].astype(self.dtype),
-                       preferred_element_type=jnp.float32 if self.fp32_output else None)
+        # One 2-D matmul over all leading dims: the kernel gradient then contracts a single row axis,
+        # where "...i,io->...o" makes XLA:CPU copy the output gradient transposed for every Linear.
+        x_MxI = x.reshape(-1, self.in_features).astype(self.dtype)
+        y_MxO = jnp.dot(x_MxI, self.kernel[...].astype(self.dtype),
+                        preferred_element_type=jnp.float32 if self.fp32_output else None)
+        y = y_MxO.reshape(*x.shape[:-1], self.out_features)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
@@ -47,9 +51,11 @@ class Embed(nnx.Module):
         return jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.dtype)
 
     def attend(self, x_BxTxD):
-        """Tied output head: logits against the embedding matrix, accumulated in fp32."""
-        return jnp.einsum("btd,vd->btv", x_BxTxD, self.embedding[...].astype(self.dtype),
-                          preferred_element_type=jnp.float32)
+        """Tied output head: logits against the embedding matrix, accumulated in fp32 (2-D, as in Linear)."""
+        b, t, d = x_BxTxD.shape
+        logits_MxV = jnp.einsum("md,vd->mv", x_BxTxD.reshape(b * t, d), self.embedding[...].astype(self.dtype),
+                                preferred_element_type=jnp.float32)
+        return logits_MxV.reshape(b, t, -1)
 
 
 class RMSNorm(nnx.Module):
@@ -126,9 +132,9 @@ def dot_product_attention(q_BxTxHxE, k_BxSxKxE, v_BxSxKxE, mask_Bx1xTxS):
     """Grouped-query attention, softmax in fp32."""
     b, t, h, e = q_BxTxHxE.shape
     kv_heads = k_BxSxKxE.shape[2]
-    q_BxTxKxGxE = q_BxTxHxE.reshape(b, t, kv_heads, h // kv_heads, e)
-    scores_BxKxGxTxS = jnp.einsum("btkge,bske->bkgts", q_BxTxKxGxE, k_BxSxKxE,
-                                  preferred_element_type=jnp.float32) / math.sqrt(e)
+    # scaling q ([B, T, H, E]) is cheaper than scaling the scores ([B, H, T, S]) in both passes
+    q_BxTxKxGxE = (q_BxTxHxE / jnp.asarray(math.sqrt(e), q_BxTxHxE.dtype)).reshape(b, t, kv_heads, h // kv_heads, e)
+    scores_BxKxGxTxS = jnp.einsum("btkge,bske->bkgts", q_BxTxKxGxE, k_BxSxKxE, preferred_element_type=jnp.float32)
     scores_BxKxGxTxS = jnp.where(mask_Bx1xTxS[:, :, None], scores_BxKxGxTxS, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxSxKxE.dtype)
     out_BxTxKxGxE = jnp.einsum("bkgts,bske->btkge", probs, v_BxSxKxE)
