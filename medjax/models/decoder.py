@@ -157,7 +157,9 @@ class DecoderLM(nnx.Module):
 
         if cfg.remat != "none":
             body = jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
-        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs))
+        # two layers per loop iteration: XLA:CPU then keeps fewer stacked per-layer residuals and
+        # overlaps more (bench50m step ~8% faster than unroll=1, ~4% faster than a full unroll)
+        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs), unroll=2)
 
         x_BxTxD = self.final_norm(x_BxTxD)
         if cfg.tie_embeddings:
