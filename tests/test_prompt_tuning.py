@@ -13,8 +13,6 @@ from medjax.api import positions_from_segments
 from hf_fixtures import make_hf_llama
 from medjax.checkpoint.hf_model import load_hf_model
 from medjax.checkpoint.params_io import load_params_model, save_params
-from medjax.models.config import ModelConfig
-from medjax.models.glm_v1 import GLMv1LM
 from medjax.models.layers import SHARED_SEGMENT
 from medjax.peft.config import PeftSettings
 from medjax.peft.convert import convert_peft
@@ -159,12 +157,3 @@ def test_every_packed_document_sees_the_prompt(prompted):
     other = logits(prompted, changed, segments)
     np.testing.assert_array_equal(other[0, 5:12], out[0, 5:12])
     assert np.abs(other[0, :5] - out[0, :5]).max() > 1e-3
-
-
-def test_glm_v1_prompt_tuning_is_a_clear_error():
-    special = {"mask_token_id": 50, "gmask_token_id": 51, "sop_token_id": 54, "eop_token_id": 55}
-    cfg = ModelConfig(family="glm_v1", vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=1,
-                      num_heads=4, num_kv_heads=4, extra={"flavour": "chatglm", "activation": "gelu", **special})
-    model = nnx.eval_shape(lambda: GLMv1LM(cfg, rngs=nnx.Rngs(0)))
-    with pytest.raises(ValueError, match="prompt tuning .* GLMv1LM is not supported"):
-        add_soft_prompt(model, P, rngs=nnx.Rngs(0))
