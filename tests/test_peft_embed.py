@@ -9,6 +9,7 @@ import pytest
 from flax import nnx
 
 from hf_fixtures import make_hf_llama, torch_logits
+from peft_checks import train_steps
 from medjax.checkpoint.hf_model import load_hf_model, save_hf_model
 from medjax.checkpoint.params_io import load_params_model, save_params
 from medjax.models.config import ModelConfig
@@ -22,10 +23,6 @@ from medjax.peft.lora import adapters_disabled, lora_modules, merge_adapters, un
 from medjax.peft.lora_embedding import LoRAEmbed
 from medjax.peft.setup import apply_peft, backbone_of, trainable_filter
 from medjax.peft.targets import resolve_targets
-from medjax.train.config import train_section
-from medjax.train.objectives import lm_objective
-from medjax.train.optimizer import make_optimizer
-from medjax.train.step import init_state, make_train_step
 
 peft = pytest.importorskip("peft")
 torch = pytest.importorskip("torch")
@@ -159,20 +156,11 @@ def test_embed_merge_unmerge_and_the_tied_head(tmp_path):
 def test_training_the_embed_adapter_leaves_the_table_bitwise_unchanged():
     model, settings = adapted("embed")
     trainable = trainable_filter(settings)
-    graphdef, params, frozen = nnx.split(model, trainable, ...)
-    table = np.asarray(frozen["embed"]["base"]["embedding"][...])
+    table = np.asarray(model.embed.base.embedding[...])
     tokens = jnp.asarray(np.random.default_rng(1).integers(3, 128, size=(2, 16)), jnp.int32)
     batch = {"tokens": tokens, "targets": jnp.roll(tokens, -1, axis=1), "loss_mask": jnp.ones((2, 16), jnp.float32),
              "segment_ids": jnp.ones((2, 16), jnp.int32), "positions": jnp.broadcast_to(jnp.arange(16), (2, 16))}
-    t = train_section()
-    t.lr, t.warmup_steps, t.weight_decay = 1e-2, 0, 0.0
-    optimizer, schedule = make_optimizer(t, 3)
-    state = init_state(params, optimizer, 0)
-    step = jax.jit(make_train_step(graphdef, lm_objective, optimizer, schedule))
-    losses = []
-    for _ in range(3):
-        state, metrics = step(state, frozen, batch, {})
-        losses.append(float(metrics["loss"]))
+    state, frozen, losses = train_steps(model, trainable, batch, 3)
     assert sum(np.size(x) for x in jax.tree.leaves(state["params"])) == RANK * (CFG.vocab_size + CFG.hidden_size)
     assert np.asarray(frozen["embed"]["base"]["embedding"][...]).tobytes() == table.tobytes()
     assert np.abs(np.asarray(state["params"]["embed"]["lora_a"][...])).max() > 0  # A starts at 0 and moved

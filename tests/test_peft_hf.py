@@ -102,3 +102,6 @@ def test_bad_adapter_and_conversion_requests_are_errors(base_dir, tmp_path):
     (adapter / "adapter_config.json").write_text('{"peft_type": "IA3", "target_modules": ["q_proj"]}')
     with pytest.raises(ValueError, match="only LORA"):
         convert_peft(f"peft:{adapter}", f"ckpt:{tmp_path / 'x'}", base=f"hf:{base_dir}")
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA",\n "r": 4,,}')
+    with pytest.raises(ValueError, match=r"bad/adapter_config\.json: invalid JSON at line 2"):
+        convert_peft(f"peft:{adapter}", f"ckpt:{tmp_path / 'x'}", base=f"hf:{base_dir}")

@@ -17,10 +17,7 @@ from medjax.peft.lora import (LoRALinear, adapters_disabled, dropout_rng, lora_m
                               merge_adapters, unmerge_adapters)
 from medjax.peft.quantized import QuantizedLinear, QuantizedWeight
 from medjax.peft.setup import apply_peft, backbone_of, trainable_filter
-from medjax.train.config import train_section
-from medjax.train.objectives import lm_objective
-from medjax.train.optimizer import make_optimizer
-from medjax.train.step import init_state, make_train_step
+from peft_checks import train_steps
 
 CFG = ModelConfig(family="llama", vocab_size=128, **preset("test"))  # 2 layers, hidden 32, mlp 64
 RANK = 4
@@ -61,20 +58,6 @@ BATCH = {"tokens": TOKENS, "targets": jnp.roll(TOKENS, -1, axis=1), "loss_mask":
          "segment_ids": jnp.ones((2, 16), jnp.int32), "positions": jnp.broadcast_to(jnp.arange(16), (2, 16))}
 
 
-def train(model, trainable, steps, lr=1e-2):
-    t = train_section()
-    t.lr, t.warmup_steps, t.weight_decay = lr, 0, 0.0
-    graphdef, params, frozen = nnx.split(model, trainable, ...)
-    optimizer, schedule = make_optimizer(t, steps)
-    state = init_state(params, optimizer, 0)
-    step = jax.jit(make_train_step(graphdef, lm_objective, optimizer, schedule))
-    losses = []
-    for _ in range(steps):
-        state, metrics = step(state, frozen, BATCH, {})
-        losses.append(float(metrics["loss"]))
-    return state, frozen, losses
-
-
 def count(tree):
     return sum(int(np.size(x)) for x in jax.tree.leaves(tree))
 
@@ -88,7 +71,7 @@ def base_logits():
 def lora_trained():
     model, settings = peft_model("lora")
     base_state = jax.tree.map(np.asarray, nnx.to_pure_dict(nnx.split(model, trainable_filter(settings), ...)[2]))
-    state, frozen, losses = train(model, trainable_filter(settings), steps=4)
+    state, frozen, losses = train_steps(model, trainable_filter(settings), BATCH, 4)
     return model, settings, base_state, state, frozen, losses
 
 
@@ -186,7 +169,7 @@ def test_qlora_base_is_quantised_frozen_and_training_in_bf16_reduces_loss():
     assert model.layers.attn.q.base.codes.dtype == jnp.uint8
     graphdef, params, frozen = nnx.split(model, trainable_filter(settings), ...)
     assert not jax.tree.leaves(nnx.state(model, QuantizedWeight).filter(trainable_filter(settings)))
-    state, frozen_after, losses = train(model, trainable_filter(settings), steps=6, lr=2e-2)
+    state, frozen_after, losses = train_steps(model, trainable_filter(settings), BATCH, 6, lr=2e-2)
     assert losses[-1] < losses[0] - 0.05, losses
     codes = model.layers.mlp.up.base.codes[...]
     assert np.asarray(codes).tobytes() == np.asarray(frozen_after["layers"]["mlp"]["up"]["base"]["codes"]).tobytes()
@@ -212,7 +195,7 @@ def test_prompt_tuning_trains_only_the_soft_prompt(base_logits):
     assert out.shape == base_logits.shape and np.abs(out - base_logits).max() > 1e-4
     with adapters_disabled(model):
         np.testing.assert_array_equal(logits(model, TOKENS), base_logits)
-    state, frozen, losses = train(model, trainable_filter(settings), steps=3)
+    state, frozen, losses = train_steps(model, trainable_filter(settings), BATCH, 3)
     assert count(state["params"]) == 4 * CFG.hidden_size
     assert losses[-1] < losses[0]
     plain = backbone_of(model)

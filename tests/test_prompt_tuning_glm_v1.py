@@ -17,10 +17,7 @@ from medjax.models.layers import SHARED_SEGMENT
 from medjax.peft.config import PeftSettings
 from medjax.peft.prompt_tuning import add_soft_prompt, is_prompt_tuned, without_soft_prompt
 from medjax.peft.setup import apply_peft, trainable_filter
-from medjax.train.config import train_section
-from medjax.train.objectives import lm_objective
-from medjax.train.optimizer import make_optimizer
-from medjax.train.step import init_state, make_train_step
+from peft_checks import assert_packed_documents_as_if_alone, train_steps
 
 MASK, GMASK, SOP, EOP = 50, 51, 54, 55
 D = 32
@@ -117,23 +114,8 @@ def test_soft_prompt_is_shared_context_with_positions_moved_on(flavour):
 @pytest.mark.parametrize("flavour", ["chatglm", "glm"])
 def test_every_packed_document_sees_the_prompt_as_if_alone(flavour):
     model = prompted(flavour)
-    doc1 = np.array([5, 9, 17, 8, GMASK, SOP, 22, 31], np.int32)
-    doc2 = np.array([6, MASK, 9, 12, SOP, 40, 41], np.int32)
-    packed = np.zeros((1, 16), np.int32)
-    packed[0, :15] = np.concatenate([doc1, doc2])
-    segments = np.array([[1] * 8 + [2] * 7 + [0]], np.int32)
-    out = logits(model, packed, segments)
-
-    def alone(doc):
-        row = np.zeros((1, 16), np.int32)
-        row[0, :len(doc)] = doc
-        return logits(model, row, (np.arange(16) < len(doc))[None].astype(np.int32))[0, :len(doc)]
-
-    np.testing.assert_allclose(out[0, :8], alone(doc1), atol=1e-5)
-    np.testing.assert_allclose(out[0, 8:15], alone(doc2), atol=1e-5)
-    changed = packed.copy()
-    changed[0, :4] = [10, 11, 12, 13]
-    np.testing.assert_array_equal(logits(model, changed, segments)[0, 8:15], out[0, 8:15])
+    docs = [np.array([5, 9, 17, 8, GMASK, SOP, 22, 31], np.int32), np.array([6, MASK, 9, 12, SOP, 40, 41], np.int32)]
+    assert_packed_documents_as_if_alone(lambda tokens, segments: logits(model, tokens, segments), docs)
 
 
 def test_only_the_soft_prompt_trains():
@@ -144,17 +126,10 @@ def test_only_the_soft_prompt_trains():
     batch = {"tokens": tokens, "targets": np.roll(tokens, -1, axis=1),
              "loss_mask": (np.isin(np.arange(16), [5, 6, 7, 13, 14])[None] * np.ones((2, 1))).astype(np.float32),
              "segment_ids": segments, "positions": np.asarray(glm_v1.positions_from_segments(jnp.asarray(segments)))}
-    t = train_section()
-    t.lr, t.warmup_steps, t.weight_decay = 5e-2, 0, 0.0
-    graphdef, params, frozen = nnx.split(model, trainable_filter(PeftSettings(method="prompt")), ...)
+    trainable = trainable_filter(PeftSettings(method="prompt"))
+    graphdef, params, _ = nnx.split(model, trainable, ...)
     assert list(nnx.to_pure_dict(params)) == ["soft_prompt"] and params["soft_prompt"].shape == (P, D)
-    optimizer, schedule = make_optimizer(t, 3)
-    state = init_state(params, optimizer, 0)
-    step = jax.jit(make_train_step(graphdef, lm_objective, optimizer, schedule))
-    losses = []
-    for _ in range(3):
-        state, metrics = step(state, frozen, batch, {})
-        losses.append(float(metrics["loss"]))
+    state, frozen, losses = train_steps(model, trainable, batch, 3, lr=5e-2)
     assert losses[-1] < losses[0], losses
     after = nnx.to_pure_dict(nnx.state(nnx.merge(graphdef, state["params"], frozen)))
     assert np.abs(after.pop("soft_prompt") - before.pop("soft_prompt")).max() > 1e-3

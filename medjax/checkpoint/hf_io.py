@@ -26,11 +26,19 @@ def read_config(directory: str) -> dict:
         raise FileNotFoundError(f"{directory}: not a directory (expected a transformers model directory)")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: missing config.json (expected a transformers model directory)")
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    return read_json_object(path)
+
+
+def read_json_object(path: str) -> dict:
+    """A JSON file that holds one object (config.json, tokenizer_config.json, ...); errors name the file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 class SafetensorsFile:

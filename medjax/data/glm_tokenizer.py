@@ -22,6 +22,7 @@ import os
 import re
 from typing import Sequence
 
+from medjax.checkpoint.hf_io import read_json_object
 from medjax.data.tokenizer import Tokenizer
 
 CHATGLM6B_FILE = "ice_text.model"
@@ -147,18 +148,6 @@ class ChatGLM2Tokenizer(Tokenizer):
         return "".join(text)
 
 
-def _read_json(path: str) -> dict:
-    """A tokenizer JSON file, which holds one object."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
 def added_token_ids(directory: str) -> tuple[dict[str, int], list[str]]:
     """(token string -> id, the files looked at) for the added tokens a tokenizer directory declares
     in added_tokens.json, tokenizer_config.json's added_tokens_decoder or tokenizer.json's
@@ -168,7 +157,7 @@ def added_token_ids(directory: str) -> tuple[dict[str, int], list[str]]:
     for path in looked_at:
         if not os.path.exists(path):
             continue
-        data = _read_json(path)
+        data = read_json_object(path)
         name = os.path.basename(path)
         if name == "added_tokens.json":
             pairs = data.items()
@@ -217,7 +206,7 @@ class GLM10BTokenizer(Tokenizer):
         path = os.path.join(directory, "added_tokens.json")
         if os.path.exists(path):
             # entries inside the BPE vocabulary (e.g. <|endoftext|>) are already tokens of vocab.json
-            ids = {t: int(i) for t, i in _read_json(path).items() if int(i) >= bpe_size}
+            ids = {t: int(i) for t, i in read_json_object(path).items() if int(i) >= bpe_size}
             missing = [t for t in GLM10B_SPECIALS if t not in ids]
             if missing:
                 raise ValueError(f"{path}: lacks the GLM special tokens {missing}")
@@ -247,7 +236,7 @@ class GLM10BTokenizer(Tokenizer):
 
 
 def _tokenizer_class(config_path: str) -> str | None:
-    return _read_json(config_path).get("tokenizer_class") if os.path.exists(config_path) else None
+    return read_json_object(config_path).get("tokenizer_class") if os.path.exists(config_path) else None
 
 
 def glm_tokenizer(path: str) -> Tokenizer | None:
@@ -268,7 +257,7 @@ def glm_tokenizer(path: str) -> Tokenizer | None:
     model = os.path.join(path, "tokenizer.model")
     if tokenizer_class != "ChatGLMTokenizer" or not os.path.exists(model):
         return None
-    version = 3 if "<|user|>" in json.dumps(_read_json(config_path)) else 2  # ChatGLM3 lists its role tokens
+    version = 3 if "<|user|>" in json.dumps(read_json_object(config_path)) else 2  # ChatGLM3 lists its role tokens
     tok = ChatGLM2Tokenizer(model, version, [model, config_path])
     declared, _ = added_token_ids(path)
     for token, i in tok.special_ids.items():

@@ -14,14 +14,13 @@ n*r at the same scale. Importing splits such an adapter back when it is block-di
 """
 from __future__ import annotations
 
-import json
 import os
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from medjax.checkpoint.hf_io import SafetensorsFile, read_torch_bin, write_json, write_safetensors
+from medjax.checkpoint.hf_io import SafetensorsFile, read_json_object, read_torch_bin, write_json, write_safetensors
 from medjax.models.registry import family_module
 from medjax.models.weight_map import LINEAR
 from medjax.peft.adapter_fused import fuse_adapter, fused_alpha, split_adapter, split_delta
@@ -134,8 +133,7 @@ def open_adapter_config(directory: str):
     path = os.path.join(directory, ADAPTER_CONFIG)
     if not os.path.exists(path):
         raise FileNotFoundError(f"peft:{directory}: missing {ADAPTER_CONFIG}")
-    with open(path) as f:
-        ac = json.load(f)
+    ac = read_json_object(path)
 
     def need(cond, key, msg):
         if not cond:

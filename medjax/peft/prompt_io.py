@@ -6,14 +6,13 @@ to the token embeddings exactly as peft/prompt_tuning.py does (positions 0..P-1,
 """
 from __future__ import annotations
 
-import json
 import os
 
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from medjax.checkpoint.hf_io import write_json, write_safetensors
+from medjax.checkpoint.hf_io import read_json_object, write_json, write_safetensors
 from medjax.peft.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_weights, open_adapter_config
 from medjax.peft.config import PeftSettings
 from medjax.peft.prompt_tuning import add_soft_prompt, is_prompt_tuned
@@ -42,8 +41,7 @@ def is_prompt_adapter(directory: str) -> bool:
     path = os.path.join(directory, ADAPTER_CONFIG)
     if not os.path.exists(path):
         return False
-    with open(path) as f:
-        return json.load(f).get("peft_type") == "PROMPT_TUNING"
+    return read_json_object(path).get("peft_type") == "PROMPT_TUNING"
 
 
 def read_prompt_config(directory: str, hidden_size: int) -> dict:
