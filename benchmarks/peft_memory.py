@@ -8,6 +8,10 @@ Per method: trainable parameters, optimizer-state bytes (AdamW), parameter bytes
 model holds), the bytes per weight of the quantised decoder Linear kernels (NF4 with double-quantised
 scales: 4 bits + 8 bits per 64 + fp32 per 256x64, about 0.52 bytes; expected <= 0.55), and training
 tokens/s of the compiled train step (first step, which compiles, excluded) on random tokens.
+
+Last measured (2026-11-22, 2-core CPU, defaults): trainable / optimizer MB / params MB / B per weight /
+tokens/s: full 57.7M / 440.1 / 220.0 / - / 315; LoRA 618k / 4.7 / 222.4 / - / 354;
+QLoRA 618k / 4.7 / 139.6 / 0.516 / 353 (the fp32 embedding and head dominate the QLoRA bytes here).
 """
 from __future__ import annotations
 
