@@ -8,17 +8,23 @@ uses the passage's knowledge without citing it. Pairs that fail the length limit
 passage (phrases such as "according to the passage", or answers copied from it) are dropped and
 logged in OUTPUT.rejected.jsonl. Each output line is a ShareGPT record (ready for
 `data.train`) with provenance: source file, offset (line or index) and generator. A re-run skips
-every passage already in the output or the rejected log, so an interrupted run resumes.
+every passage already in the output or the rejected log, so an interrupted run resumes (a half-written
+last line, left by a killed run, is cut off with a warning). Prompts hold `{passage}` (and `{question}`)
+placeholders; every other brace is literal text. The HTTP client is in unify_client.py.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 from typing import Callable, Iterable
+
+from absl import logging
 
 from medjax.data.ngrams import ngrams
 from medjax.data.readers import read_rows
+from medjax.data.unify_client import public_name
 
 QUESTION_PROMPT = (
     "Here is a passage from a medical text:\n\n{passage}\n\n"
@@ -68,12 +74,44 @@ def _prompt_text(value: str, needed: tuple[str, ...], flag: str) -> str:
     return value
 
 
+def _fill(template: str, **values: str) -> str:
+    """The template with its {name} placeholders replaced in one pass (str.format would choke on other braces,
+    and replacing one name after another would also fill a placeholder found inside a passage)."""
+    return re.sub(r"\{(" + "|".join(values) + r")\}", lambda m: values[m.group(1)], template)
+
+
+def _record_origin(line: bytes, where: str) -> str:
+    try:
+        origin = json.loads(line).get("origin")
+    except (ValueError, AttributeError):
+        origin = None
+    if not isinstance(origin, str):
+        raise ValueError(f"{where}: not a unification record with an 'origin'; fix or remove that line to resume")
+    return origin
+
+
 def _done_origins(*paths: str) -> set[str]:
+    """Origins already in the output files. A last line without its newline is an interrupted write: it is cut
+    off (its passage is done again), or given its newline when it is a whole record."""
     done = set()
     for path in paths:
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                done.update(json.loads(line)["origin"] for line in f if line.strip())
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        complete, _, tail = data.rpartition(b"\n")
+        done.update(_record_origin(line, f"{path}:{n}")
+                    for n, line in enumerate(complete.split(b"\n"), 1) if line.strip())
+        if tail.strip():
+            try:
+                done.add(_record_origin(tail, path))
+                with open(path, "ab") as f:
+                    f.write(b"\n")
+            except ValueError:
+                logging.warning("%s: the last line is half-written (an interrupted run); cutting it off: %r",
+                                path, tail[:80])
+                with open(path, "r+b") as f:
+                    f.truncate(len(data) - len(tail))
     return done
 
 
@@ -97,8 +135,8 @@ def unify(passages: Iterable[tuple[str, str]], generate: Callable[[list[str]], l
     with open(output, "a", encoding="utf-8") as out, open(rejected_path, "a", encoding="utf-8") as rejected:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
-            questions = generate([question_prompt.format(passage=text) for text, _ in batch])
-            answers = generate([answer_prompt.format(passage=text, question=q)
+            questions = generate([_fill(question_prompt, passage=text) for text, _ in batch])
+            answers = generate([_fill(answer_prompt, passage=text, question=q)
                                 for (text, _), q in zip(batch, questions)])
             for (text, origin), question, answer in zip(batch, questions, answers):
                 reason = filters.rejection(text, question, answer)
@@ -144,8 +182,10 @@ def main(argv):
     passages = read_passages(f.input, f.text_unit, f.min_passage_chars)
     if f.limit:
         passages = passages[:f.limit]
-    generate = make_generator(f.generator, max_new_tokens=f.max_new_tokens, template=f.template, model=f.model)
-    counts = unify(passages, generate, f.output, f.generator, question_prompt, answer_prompt, filters, f.batch_size)
+    generate = make_generator(f.generator, max_new_tokens=f.max_new_tokens, template=f.template, model=f.model,
+                              timeout=f.timeout, max_retries=f.max_retries)
+    counts = unify(passages, generate, f.output, public_name(f.generator), question_prompt, answer_prompt, filters,
+                   f.batch_size)
     print(f"{len(passages)} passages: {counts['written']} pairs written, {counts['rejected']} rejected, "
           f"{counts['skipped_done']} already done -> {f.output}")
 
@@ -157,6 +197,8 @@ def _define_flags():
     flags.DEFINE_string("output", None, "pairs file (JSON lines, appended to on resume)", required=True)
     flags.DEFINE_string("generator", None, "hf:DIR, ckpt:DIR or http(s):// OpenAI-compatible URL", required=True)
     flags.DEFINE_string("model", "default", "model name sent to an HTTP endpoint")
+    flags.DEFINE_float("timeout", 120.0, "seconds an HTTP endpoint may take per request before a retry")
+    flags.DEFINE_integer("max_retries", 5, "retries of an HTTP request on 429, 5xx, timeouts and dropped connections")
     flags.DEFINE_string("template", None, "chat template for a medjax generator (default: its own)")
     flags.DEFINE_string("question_prompt", QUESTION_PROMPT, "prompt with {passage}; @FILE reads a file")
     flags.DEFINE_string("answer_prompt", ANSWER_PROMPT, "prompt with {passage} and {question}; @FILE reads a file")
