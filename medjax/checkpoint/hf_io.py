@@ -1,12 +1,16 @@
 """Reading and writing transformers directories: config.json and (sharded) safetensors.
 
 The safetensors reader is our own small parser over a memory map, so bf16/fp16/fp32 tensors load
-into numpy (bf16 through ml_dtypes) without going through torch.
+into numpy (bf16 through ml_dtypes) without going through torch. Weights are untrusted input: a
+file whose header or tensor offsets do not fit it, an index naming files outside its directory, a
+pickle the weights-only loader refuses all raise `WeightFileError` naming the file (and tensor).
 """
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import struct
 
 import ml_dtypes
@@ -31,39 +35,91 @@ def read_config(directory: str) -> dict:
 
 def read_json_object(path: str) -> dict:
     """A JSON file that holds one object (config.json, tokenizer_config.json, ...); errors name the file."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from e
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 (byte {raw[e.start]:#04x} at offset {e.start})") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of over 4300 digits, or deep nesting
+        raise ValueError(f"{path}: invalid JSON ({type(e).__name__}: {str(e)[:200]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
     return data
 
 
+class WeightFileError(ValueError):
+    """A weights file or index that is malformed or unsafe; the message names the file (and tensor)."""
+
+
+# The dtypes safetensors defines, with their sizes, so that even a tensor we cannot load is checked.
+_ITEMSIZE = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+             "U16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "I8": 1, "U8": 1, "BOOL": 1}
+_MAX_HEADER = 100 << 20  # the safetensors library's own limit: a larger header is corrupt
+
+
 class SafetensorsFile:
-    """Lazy access to the tensors of one .safetensors file."""
+    """Lazy access to the tensors of one .safetensors file, checked on open: the header must fit the
+    file and every tensor's byte range must lie inside the data region and match its dtype and shape."""
 
     def __init__(self, path: str):
         self.path = path
+        size = os.path.getsize(path)
         with open(path, "rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(header_len))
+            head = f.read(8)
+            if len(head) < 8:
+                raise WeightFileError(f"{path}: {size} bytes, too short for a safetensors file")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > min(size - 8, _MAX_HEADER):
+                raise WeightFileError(f"{path}: header length {header_len} does not fit the file "
+                                      f"({size} bytes); truncated or not a safetensors file")
+            raw = f.read(header_len)
+        try:
+            header = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise WeightFileError(f"{path}: the safetensors header is not valid JSON ({e})") from None
+        if not isinstance(header, dict):
+            raise WeightFileError(f"{path}: the safetensors header is not a JSON object")
         header.pop("__metadata__", None)
-        self.header = header
         self._offset = 8 + header_len
+        for name, info in header.items():
+            _check_entry(path, name, info, size - self._offset)
+        self.header = header
         self._mmap = np.memmap(path, dtype=np.uint8, mode="r")
 
     def keys(self):
         return self.header.keys()
 
     def get(self, name: str) -> np.ndarray:
+        if name not in self.header:
+            raise KeyError(f"{self.path}: no tensor {name!r}")
         info = self.header[name]
         if info["dtype"] not in _DTYPES:
-            raise ValueError(f"{self.path}: tensor {name} has unsupported dtype {info['dtype']}")
+            raise WeightFileError(f"{self.path}: tensor {name} has unsupported dtype {info['dtype']}")
         start, end = info["data_offsets"]
         raw = self._mmap[self._offset + start: self._offset + end]
         return raw.view(_DTYPES[info["dtype"]]).reshape(info["shape"])
+
+
+def _check_entry(path: str, name: str, info, data_len: int) -> None:
+    where = f"{path}: tensor {name!r}"
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
+        raise WeightFileError(f"{where}: header entry must hold dtype, shape and data_offsets, got {info!r:.200}")
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if dtype not in _ITEMSIZE:
+        raise WeightFileError(f"{where}: unknown dtype {dtype!r:.50}")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise WeightFileError(f"{where}: shape must be a list of non-negative integers, got {shape!r:.200}")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1] <= data_len):
+        raise WeightFileError(f"{where}: data_offsets {offsets!r:.200} outside the data region "
+                              f"[0, {data_len}]; truncated file?")
+    expected = math.prod(shape) * _ITEMSIZE[dtype]
+    if offsets[1] - offsets[0] != expected:
+        raise WeightFileError(f"{where}: {dtype} {shape} needs {expected} bytes, the file gives "
+                              f"{offsets[1] - offsets[0]}")
 
 
 class TensorDict(dict):
@@ -74,14 +130,43 @@ class TensorDict(dict):
 
 
 def read_torch_bin(path: str) -> TensorDict:
-    """The tensors of a pickled torch state dict (bf16 widened to fp32: numpy has no bf16 of its own)."""
+    """The tensors of a pickled torch state dict (bf16 widened to fp32: numpy has no bf16 of its own).
+
+    Only through torch's weights-only unpickler, which before torch 2.6 could still be made to run
+    code (CVE-2025-32434): older torch is refused rather than trusted with a pickle."""
     try:
         import torch
     except ImportError as e:
         raise FileNotFoundError(f"{path}: a torch .bin file; install torch to read it, or convert it to "
                                 "safetensors") from e
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    version = tuple(int(p) for p in re.findall(r"\d+", torch.__version__)[:2])
+    if version < (2, 6):
+        raise WeightFileError(f"{path}: reading pickled .bin weights safely needs torch >= 2.6 (found "
+                              f"{torch.__version__}); upgrade torch or convert the file to safetensors")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - the unpickler raises many kinds; all mean "not loadable"
+        raise WeightFileError(f"{path}: not a loadable weights-only torch state dict "
+                              f"({type(e).__name__}: {str(e)[:300]})") from None
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise WeightFileError(f"{path}: expected a dict of tensor name -> tensor")
     return TensorDict({name: (t.float() if t.dtype == torch.bfloat16 else t).numpy() for name, t in state.items()})
+
+
+def _weight_map(index_path: str) -> dict[str, str]:
+    """An index's tensor -> shard map; shards must be plain files of the index's own directory."""
+    weight_map = read_json_object(index_path).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise WeightFileError(f"{index_path}: 'weight_map' must be an object of tensor name -> file")
+    directory = os.path.dirname(index_path)
+    for name, fn in weight_map.items():
+        # Lexical check only: HF cache snapshots hold symlinks into ../../blobs, which are fine.
+        if not isinstance(fn, str) or fn in ("", ".", "..") or os.path.basename(fn) != fn:
+            raise WeightFileError(f"{index_path}: tensor {name!r} names the file {fn!r}; shards must be "
+                                  "file names inside the model directory")
+        if not os.path.isfile(os.path.join(directory, fn)):
+            raise WeightFileError(f"{index_path}: tensor {name!r} is in {fn}, which is missing from {directory}")
+    return weight_map
 
 
 class TensorStore:
@@ -91,9 +176,7 @@ class TensorStore:
         index_path = os.path.join(directory, INDEX_FILE)
         single = os.path.join(directory, "model.safetensors")
         if os.path.exists(index_path):
-            with open(index_path) as f:
-                weight_map = json.load(f)["weight_map"]
-            files = {name: os.path.join(directory, fn) for name, fn in weight_map.items()}
+            files = {name: os.path.join(directory, fn) for name, fn in _weight_map(index_path).items()}
         elif os.path.exists(single):
             files = None
             weight_map = {}

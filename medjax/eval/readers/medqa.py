@@ -41,15 +41,23 @@ def _from_original(record: dict, task: str, where: str, line_no: int) -> Questio
 
 
 def _from_hf(record: dict, task: str, where: str, line_no: int) -> Question:
-    endings = sorted(k for k in record if k.startswith("ending"))
     require_fields(record, ("sent1", "label", "ending0"), where)
-    options = {LETTERS[i]: require_text(record[f"ending{i}"], f"ending{i}", where)
-               for i in range(len(endings))}
+    count = sum(1 for k in record if k.startswith("ending"))
+    names = [f"ending{i}" for i in range(count)]
+    if count > len(LETTERS) or any(n not in record for n in names):
+        raise BenchmarkFormatError(f"{where}: options must be ending0..ending{{n-1}} with n <= {len(LETTERS)}; "
+                                   f"found {sorted(k for k in record if k.startswith('ending'))}")
+    options = {LETTERS[i]: require_text(record[n], n, where) for i, n in enumerate(names)}
     label = record["label"]
-    if not isinstance(label, int) or not 0 <= label < len(options):
+    if type(label) is not int or not 0 <= label < len(options):
         raise BenchmarkFormatError(
             f"{where}: 'label' must be a 0-based index below {len(options)}, got {label!r}")
-    stem = " ".join(s.strip() for s in (record["sent1"], record.get("sent2") or "") if s.strip())
+    parts = [require_text(record["sent1"], "sent1", where)]
+    sent2 = record.get("sent2")
+    if sent2 is not None and not isinstance(sent2, str):
+        raise BenchmarkFormatError(f"{where}: 'sent2' must be a string, got {sent2!r}")
+    if sent2 and sent2.strip():
+        parts.append(sent2.strip())
     return Question(
-        task=task, id=str(record.get("id", line_no)), question=require_text(stem, "sent1", where),
+        task=task, id=str(record.get("id", line_no)), question=" ".join(parts),
         options=options, answer=frozenset(LETTERS[label]), language="en", source=where)

@@ -1,4 +1,7 @@
-"""Line-aware reading of the file kinds benchmarks ship in (json lines, json documents, csv)."""
+"""Line-aware reading of the file kinds benchmarks ship in (json lines, json documents, csv).
+
+Files are UTF-8 (a leading BOM is accepted); bytes that are not, invalid JSON and malformed CSV
+(strict quoting) raise `BenchmarkFormatError` naming file and line."""
 from __future__ import annotations
 
 import csv
@@ -9,16 +12,43 @@ from typing import Any, Iterator
 from medjax.eval.question import BenchmarkFormatError
 
 
+def _open_text(path: str, newline: str | None = None):
+    # utf-8-sig accepts a leading BOM; undecodable bytes become lone surrogates (U+DC80..U+DCFF)
+    # so that _check_utf8 can name the line holding them.
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline=newline)
+
+
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+
+
+def _check_utf8(path: str, text: str, first_line: int = 1) -> None:
+    m = _NOT_UTF8.search(text)
+    if m:
+        line = first_line + text.count("\n", 0, m.start())
+        raise BenchmarkFormatError(
+            f"{path}:{line}: not valid UTF-8 (byte {ord(m.group()) - 0xDC00:#04x}); save the file as UTF-8")
+
+
+def _json_error(path: str, e: Exception, line: int) -> BenchmarkFormatError:
+    """`line`: where the text parsed starts; a JSONDecodeError's own line counts from there."""
+    if isinstance(e, json.JSONDecodeError):
+        return BenchmarkFormatError(f"{path}:{line + e.lineno - 1}: not valid JSON ({e.msg})")
+    # Nesting too deep for the parser, or an integer beyond Python's digit limit.
+    what = "nested too deeply" if isinstance(e, RecursionError) else str(e)[:200]
+    return BenchmarkFormatError(f"{path}:{line}: not valid JSON ({what})")
+
+
 def read_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yields (line number, object) for each non-blank line."""
-    with open(path, encoding="utf-8") as f:
+    with _open_text(path) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
+            _check_utf8(path, line, line_no)
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise BenchmarkFormatError(f"{path}:{line_no}: not valid JSON ({e.msg})") from None
+            except (ValueError, RecursionError) as e:
+                raise _json_error(path, e, line_no) from None
             if not isinstance(record, dict):
                 raise BenchmarkFormatError(f"{path}:{line_no}: expected a JSON object per line")
             yield line_no, record
@@ -26,12 +56,13 @@ def read_json_lines(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def read_json_document(path: str) -> tuple[Any, str]:
     """The parsed document and its raw text (to find the line of a record for errors)."""
-    with open(path, encoding="utf-8") as f:
+    with _open_text(path) as f:
         text = f.read()
+    _check_utf8(path, text)
     try:
         return json.loads(text), text
-    except json.JSONDecodeError as e:
-        raise BenchmarkFormatError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+    except (ValueError, RecursionError) as e:
+        raise _json_error(path, e, 1) from None
 
 
 def line_of_key(text: str, key: str) -> int:
@@ -42,16 +73,19 @@ def line_of_key(text: str, key: str) -> int:
 
 def read_csv_rows(path: str) -> Iterator[tuple[int, list[str]]]:
     """Yields (first line of the row, fields); quoted fields may span lines."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
+    with _open_text(path, newline="") as f:
+        # strict: an unterminated quote is an error, not a field that swallows the rest of the file.
+        reader = csv.reader(f, strict=True)
         start = 1
         try:
             for row in reader:
                 if any(cell.strip() for cell in row):
+                    _check_utf8(path, ",".join(row), start)
                     yield start, row
                 start = reader.line_num + 1
         except csv.Error as e:
-            raise BenchmarkFormatError(f"{path}:{reader.line_num}: bad CSV ({e})") from None
+            hint = " (an unterminated quote?)" if "end of data" in str(e) else ""
+            raise BenchmarkFormatError(f"{path}:{start}: bad CSV row ({e}){hint}") from None
 
 
 def require_fields(record: dict, fields: tuple[str, ...], where: str) -> None:
@@ -70,8 +104,9 @@ def require_text(value: Any, key: str, where: str) -> str:
 def read_json_list(path: str) -> list[tuple[int, Any]]:
     """(line, element) for each element of a top-level JSON list, decoded one by one so that an
     error names the line where the bad element starts."""
-    with open(path, encoding="utf-8") as f:
+    with _open_text(path) as f:
         text = f.read()
+    _check_utf8(path, text)
     decoder = json.JSONDecoder()
     pos = _skip_space(text, 0)
     if pos >= len(text) or text[pos] != "[":
@@ -82,8 +117,9 @@ def read_json_list(path: str) -> list[tuple[int, Any]]:
         line = text.count("\n", 0, pos) + 1
         try:
             item, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as e:
-            raise BenchmarkFormatError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:
+            # raw_decode numbers lines from the start of the whole text
+            raise _json_error(path, e, 1 if isinstance(e, json.JSONDecodeError) else line) from None
         items.append((line, item))
         pos = _skip_space(text, pos)
         if pos < len(text) and text[pos] == ",":
