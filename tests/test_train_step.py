@@ -1,4 +1,4 @@
-"""The pure train step: gradient accumulation equals one big batch; decay mask; schedules."""
+"""The pure train step: gradient accumulation equals one big batch; schedules."""
 import jax
 import numpy as np
 import pytest
@@ -9,7 +9,7 @@ from medjax.models.decoder import DecoderLM
 from medjax.models.presets import preset
 from medjax.train.config import train_section
 from medjax.train.objectives import lm_objective
-from medjax.train.optimizer import decay_mask, learning_rate_schedule, make_optimizer
+from medjax.train.optimizer import learning_rate_schedule, make_optimizer
 from medjax.train.step import init_state, make_train_step
 
 
@@ -36,9 +36,7 @@ def test_gradient_accumulation_equals_one_big_batch():
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-def test_weight_decay_skips_norms_and_schedules_warm_up_then_decay():
-    params = {"kernel": np.zeros((3, 4)), "scale": np.zeros((4,))}
-    assert decay_mask(params) == {"kernel": True, "scale": False}
+def test_schedules_warm_up_then_decay():  # the weight-decay mask: tests/test_weight_decay.py
     t = train_section()
     t.lr, t.warmup_steps, t.min_lr_ratio = 1.0, 10, 0.1
     for kind in ("cosine", "linear"):

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import jax
 import optax
+from flax import nnx
+
+from medjax.parallel.mesh import variable_axes
 
 
 def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
@@ -23,9 +26,29 @@ def learning_rate_schedule(cfg, total_steps: int) -> optax.Schedule:
     return optax.join_schedules([optax.linear_schedule(0.0, cfg.lr, warmup), decay], [warmup])
 
 
-def decay_mask(params):
-    """Weight decay on matrices only (kernels, embeddings); never on norm scales or biases."""
-    return jax.tree.map(lambda p: p.ndim >= 2, params)
+def decays(path: tuple, var: nnx.Variable) -> bool:
+    """Weight decay on matrices only: kernels, embeddings and position tables, LoRA A and B (and the
+    embedding adapter's), and prompt tuning's soft prompt: it is embedding rows [prompt, embed], decayed
+    like the embedding table (transformers' Trainer decays it too; set train.weight_decay=0 to keep it
+    free). Never on norm scales or biases.
+
+    Read from the logical axes a variable declares, not from its ndim: under the scanned layer stack a
+    norm scale is [L, D] and a bias [L, out], but they still declare one axis (("norm",), (out,)); the
+    stack's `layers` axis does not make a matrix."""
+    return sum(axis != "layers" for axis in variable_axes(path, var)) >= 2
+
+
+def decay_mask(tree):
+    """`decays` for every variable of an nnx.State (the trainable params, or updates shaped like them)."""
+    def one(path, leaf):
+        keys = tuple(getattr(p, "key", getattr(p, "name", p)) for p in path)
+        if not isinstance(leaf, nnx.Variable):
+            raise TypeError(f"weight-decay mask: parameter {'/'.join(map(str, keys))} is a plain "
+                            f"{type(leaf).__name__}; pass the nnx.State of the trainable variables (nnx.split), "
+                            "whose logical `axes` tell matrices from norm scales and biases")
+        return decays(keys, leaf)
+
+    return jax.tree_util.tree_map_with_path(one, tree, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
 def make_optimizer(cfg, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
