@@ -9,6 +9,7 @@ import pytest
 
 from medjax.data.records import DataError
 from medjax.train.pipeline import run
+from shared_data import shared_data
 from test_alignment_support import tiny_ha
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
@@ -16,15 +17,14 @@ MEDICALGPT_DPO = os.path.join(SHARED, "corpora", "medicalgpt", "reward", "dpo_zh
 LLAMA2 = os.path.join(SHARED, "tokenizers", "llama2", "tokenizer.model")
 
 
-@pytest.mark.skipif(not os.path.exists(MEDICALGPT_DPO), reason="shared MedicalGPT data not present")
 def test_medicalgpt_dpo_file_trains_with_the_llama2_tokenizer(tmp_path):
     data = str(tmp_path / "dpo_zh_500_plus_identical.jsonl")
-    shutil.copy(MEDICALGPT_DPO, data)
+    shutil.copy(shared_data(MEDICALGPT_DPO), data)
     with open(data, "a") as f:  # one pair that teaches nothing: counted and skipped
         f.write(json.dumps({"conversations": [{"from": "human", "value": "你好"}],
                             "chosen": "你好！", "rejected": "你好！"}, ensure_ascii=False) + "\n")
     c = tiny_ha("copy", steps=3)
-    c.model.tokenizer = LLAMA2
+    c.model.tokenizer = shared_data(LLAMA2)
     c.data.train, c.data.eval = data, None
     c.train.seq_len = 128  # the Chinese answers are longer: pairs keep the prompt's end and the answers' start
     summary = run(c, str(tmp_path / "run"))["stages"]["ha"]

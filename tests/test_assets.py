@@ -13,6 +13,7 @@ import pytest
 from medjax.assets import DEFAULT_DIR, default_paths
 from medjax.assets import knowledge
 from medjax.assets.distractors import content_words, pick_distractors
+from medjax.data import readers
 from medjax.data.tokenizer import load_tokenizer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,7 +101,6 @@ def test_corpus_documents_are_single_paragraphs_of_ascii_text():
 
 
 def test_corpus_reads_as_documents_with_the_data_readers():
-    readers = pytest.importorskip("medjax.data.readers")
     rows = list(readers.read_rows(default_paths()["cp_train"], text_unit="paragraph"))
     assert len(rows) == sum(len(_documents(f)) for f in _corpus_files())
     assert all(set(row) == {"text"} for row, _ in rows)

@@ -7,6 +7,7 @@ import functools
 import os
 
 import pytest
+from shared_data import shared_data
 
 SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 MEDICALGPT = os.path.join(SHARED, "corpora", "medicalgpt")
@@ -17,9 +18,7 @@ LLAMA2_TOKENIZER = os.path.join(SHARED, "tokenizers", "llama2", "tokenizer.model
 def load_llama2_tokenizer():
     from medjax.data.tokenizer import load_tokenizer
 
-    if not os.path.exists(LLAMA2_TOKENIZER):
-        pytest.skip(f"shared data not found at {SHARED}")
-    return load_tokenizer(LLAMA2_TOKENIZER)
+    return load_tokenizer(shared_data(LLAMA2_TOKENIZER))
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch
+import transformers
 
 import medjax  # noqa: E402
 from medjax.checkpoint.hf_io import write_safetensors  # noqa: E402

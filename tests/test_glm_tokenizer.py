@@ -9,41 +9,39 @@ import shutil
 import unicodedata
 
 import pytest
+import sentencepiece as spm
 
 from medjax.data.glm_tokenizer import CHATGLM2_SPECIALS, CHATGLM3_ROLES, ChatGLM2Tokenizer, ChatGLM6BTokenizer
 from medjax.data.tokenizer import load_tokenizer
+from shared_data import shared_data
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tokenizers", "chatglm6b")
 MODEL = os.path.join(DATA, "ice_text.model")
 LLAMA2_MODEL = os.path.join(DATA, "..", "llama2", "tokenizer.model")
-needs_data = pytest.mark.skipif(not os.path.exists(MODEL), reason="../shared/data/tokenizers/chatglm6b missing")
 
 
 @pytest.fixture(scope="module")
 def chatglm6b():
-    return load_tokenizer(MODEL)
+    return load_tokenizer(shared_data(MODEL))
 
 
 @pytest.fixture(scope="module")
 def vectors():
-    with open(os.path.join(DATA, "tokenizer_test_vectors.json")) as f:
+    with open(shared_data(os.path.join(DATA, "tokenizer_test_vectors.json"))) as f:
         return json.load(f)["chatglm_6b"]
 
 
-@needs_data
 def test_chatglm6b_reproduces_test_vectors(chatglm6b, vectors):
     assert isinstance(chatglm6b, ChatGLM6BTokenizer)
     for case in vectors:
         assert chatglm6b.build_inputs(chatglm6b.encode(case["text"])) == case["ids"], case["text"]
 
 
-@needs_data
 def test_chatglm6b_decode_restores_whitespace(chatglm6b, vectors):
     for case in vectors:  # the model normalises (NFKC) full-width punctuation, as the original does
         assert chatglm6b.decode(case["ids"]) == unicodedata.normalize("NFKC", case["text"])
 
 
-@needs_data
 def test_chatglm6b_special_tokens(chatglm6b):
     assert (chatglm6b.bos_id, chatglm6b.eos_id, chatglm6b.pad_id) == (130004, 130005, 3)
     ids = chatglm6b.encode("北京是中国的[MASK]，[gMASK]")
@@ -51,7 +49,6 @@ def test_chatglm6b_special_tokens(chatglm6b):
     assert chatglm6b.decode(ids + [130004, 20, 130005]) == chatglm6b.decode(ids + [20])
 
 
-@needs_data
 def test_chatglm6b_directory_save_and_reload(chatglm6b, tmp_path):
     chatglm6b.save(str(tmp_path))
     again = load_tokenizer(str(tmp_path))
@@ -60,7 +57,6 @@ def test_chatglm6b_directory_save_and_reload(chatglm6b, tmp_path):
 
 @pytest.fixture(scope="module")
 def chatglm2_dir(tmp_path_factory):
-    spm = pytest.importorskip("sentencepiece")
     path = tmp_path_factory.mktemp("chatglm2")
     corpus = path / "corpus.txt"
     corpus.write_text("\n".join(["the patient has a fever and a cough", "take the medicine twice a day",
@@ -100,7 +96,6 @@ def test_chatglm2_plain_sop_and_eop_stay_text(chatglm2_dir, tmp_path):
     shutil.copy(chatglm2_dir / "tokenizer.model", tmp_path / "tokenizer.model")
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "ChatGLMTokenizer"}))
     tok = load_tokenizer(str(tmp_path))
-    spm = pytest.importorskip("sentencepiece")
     plain = spm.SentencePieceProcessor(model_file=str(tmp_path / "tokenizer.model"))
     assert tok.encode("isopropyl eop") == plain.encode("isopropyl eop")
     assert tok.encode("a [gMASK]")[-1] == tok.special_ids["[gMASK]"]
@@ -116,8 +111,7 @@ def chatglm2_sized_model(tmp_path_factory):
     """A SentencePiece model of ChatGLM2's size: LLaMA-2's 32,000 pieces, then user-defined filler
     pieces up to 64,789. Only the numbering of the special tokens can be checked with it: the
     SentencePiece part itself (the ids of ordinary text) cannot be checked without the real file."""
-    if not os.path.exists(LLAMA2_MODEL):
-        pytest.skip("../shared/data/tokenizers/llama2 missing")
+    shared_data(LLAMA2_MODEL)
     from sentencepiece import sentencepiece_model_pb2 as pb
 
     proto = pb.ModelProto()
@@ -137,10 +131,9 @@ def _chatglm_dir(directory, model, config):
     return load_tokenizer(str(directory))
 
 
-@needs_data
 def test_chatglm2_published_numbering(chatglm2_sized_model, tmp_path):
     """Structural only (see the fixture): build_inputs starts as the published ChatGLM2 test vectors do."""
-    with open(os.path.join(DATA, "tokenizer_test_vectors.json")) as f:
+    with open(shared_data(os.path.join(DATA, "tokenizer_test_vectors.json"))) as f:
         vectors = json.load(f)["chatglm2_6b"]
     tok = _chatglm_dir(tmp_path, chatglm2_sized_model, {})
     assert isinstance(tok, ChatGLM2Tokenizer) and tok.version == 2

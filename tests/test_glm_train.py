@@ -22,6 +22,7 @@ from medjax.data.packing import row_from_documents
 from medjax.data.pipeline import build_eval_batches, build_train_iterator
 from medjax.data.records import DataError
 from medjax.data.tokenizer import load_tokenizer
+from shared_data import shared_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATHS = default_paths()
@@ -95,11 +96,10 @@ def test_rows_train_only_part_b_of_each_document(tokenizer, mode):
     assert stats["records_truncated"] > 0 and stats["real_tokens"] > 0.8 * 3 * 4 * SEQ  # cut, yet well packed
 
 
-@pytest.mark.skipif(not os.path.exists(CHATGLM6B), reason="shared ChatGLM-6B tokenizer not present")
 def test_chatglm6b_tokenizer_documents_lose_their_specials_before_the_transform(tmp_path):
     """ChatGLM-6B's tokenizer wraps text in <sop> ... <eop> (its BOS/EOS): left in, a <sop> would open
     Part B inside the context, and a [MASK] / [sMASK] written in the text would take a span."""
-    tokenizer = load_tokenizer(CHATGLM6B)
+    tokenizer = load_tokenizer(shared_data(CHATGLM6B))
     special = BlankTokens(*(tokenizer.token_to_id(t) for t in ("[MASK]", "[gMASK]", "<sop>", "<eop>", "[sMASK]")))
     assert (tokenizer.bos_id, tokenizer.eos_id) == (special.sop, special.eop)
     text = tmp_path / "fever_with_specials.txt"  # literal blank tokens in the text are dropped too

@@ -24,8 +24,8 @@ from medjax.peft.lora_embedding import LoRAEmbed
 from medjax.peft.setup import apply_peft, backbone_of, trainable_filter
 from medjax.peft.targets import resolve_targets
 
-peft = pytest.importorskip("peft")
-torch = pytest.importorskip("torch")
+import peft
+import torch
 
 IDS = np.random.default_rng(0).integers(3, 128, size=(2, 12)).astype(np.int32)
 CFG = ModelConfig(family="llama", vocab_size=128, **preset("test"))  # tied embeddings

@@ -19,8 +19,8 @@ from medjax.peft.convert import convert_peft
 from medjax.peft.lora import lora_modules
 from medjax.peft.setup import apply_peft, backbone_of
 
-peft = pytest.importorskip("peft")
-torch = pytest.importorskip("torch")
+import peft
+import torch
 
 SPECIAL = {"mask_token_id": 50, "gmask_token_id": 51, "smask_token_id": 52}
 HF = {

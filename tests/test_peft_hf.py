@@ -17,8 +17,8 @@ from medjax.peft.convert import convert_peft
 from medjax.peft.lora import lora_modules
 from medjax.peft.setup import apply_peft
 
-peft = pytest.importorskip("peft")
-torch = pytest.importorskip("torch")
+import peft
+import torch
 
 IDS = np.random.default_rng(0).integers(3, 128, size=(2, 12)).astype(np.int32)
 

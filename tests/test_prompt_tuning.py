@@ -5,7 +5,9 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import peft
 import pytest
+import torch
 from flax import nnx
 
 import medjax
@@ -19,9 +21,6 @@ from medjax.peft.config import PeftSettings
 from medjax.peft.convert import convert_peft
 from medjax.peft.prompt_io import export_prompt, import_prompt, is_prompt_adapter
 from medjax.peft.prompt_tuning import add_soft_prompt
-
-peft = pytest.importorskip("peft")
-torch = pytest.importorskip("torch")
 
 P = 3  # virtual tokens
 EOS_NEVER = -1
@@ -107,21 +106,29 @@ def test_bad_prompt_adapter_names_the_key(base_dir, prompted, tmp_path):
 
 
 def test_greedy_generation_matches_peft_and_full_recomputation(prompted, peft_model):
-    """peft ignores position ids for prompt tuning, so its left-padded batches shift the text away from the
-    prompt by the padding: we match peft run on each prompt alone (no padding), which is what our
-    left-padded buckets compute for every row."""
+    """Our KV-cache decoding against two recomputations without any cache, token by token: peft's forward
+    (the soft prompt in front of the whole row) and our own model over a right-padded row.
+
+    Not against peft's generate(): transformers 5.24 renamed generate's cache keyword from `past_key_values`
+    to `cache`, and peft 0.21.2's prepare_inputs_for_generation still looks for `past_key_values`, so at every
+    decoding step it finds no cache and prepends the P virtual tokens again (the base model sees P + 1 new
+    embeddings per step); its greedy tokens then leave the no-cache recomputation at the third token. peft's
+    forward without cache agrees with the base model fed [soft prompt; token embeddings] by hand.
+    peft also ignores position ids for prompt tuning, so we run it on each prompt alone (no padding), which is
+    what our left-padded buckets compute for every row."""
     prompts = [[1, 5, 6, 7, 8, 9], [1, 10, 11]]
     steps = 8
     lm = medjax.LM(prompted)
     ours = lm.generate(prompts, max_new_tokens=steps, eos_id=EOS_NEVER)
     model, _ = peft_model
     for prompt, got in zip(prompts, ours):
+        theirs = list(prompt)
         with torch.no_grad():
-            out = model.generate(input_ids=torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt)),
-                                 max_new_tokens=steps, min_new_tokens=steps, do_sample=False, eos_token_id=None,
-                                 pad_token_id=0)
-        assert got == out[0, len(prompt):].tolist()
-        # no cache: one full forward per step over a right-padded row of one shape
+            for _ in range(steps):
+                step_logits = model(input_ids=torch.tensor([theirs]), use_cache=False).logits
+                theirs.append(int(step_logits[0, -1].argmax()))
+        assert got == theirs[len(prompt):]
+        # ours with no cache: one full forward per step over a right-padded row of one shape
         row = np.zeros((1, 16), np.int32)
         row[0, :len(prompt)] = prompt
         for i in range(steps):
