@@ -7,8 +7,10 @@ import jax
 import numpy as np
 from flax import nnx
 
+from medjax.checkpoint.atomic_dir import check_destination
 from medjax.checkpoint.hf_model import load_hf_model, save_hf_model
 from medjax.checkpoint.params_io import load_params_model, save_params, tokenizer_dir
+from medjax.checkpoint.safetensors_shards import DEFAULT_MAX_SHARD_SIZE, export_dtype
 from medjax.data.tokenizer import Tokenizer, has_tokenizer, load_tokenizer
 from medjax.infer.generate import generate as _generate
 from medjax.specs import parse_spec, resolve_hf_path
@@ -71,18 +73,26 @@ class LM:
         return _generate(self.model, prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                          top_k=top_k, seed=seed, eos_id=eos_id, pad_id=pad)
 
-    def save(self, spec: str, dtype: str | None = None) -> None:
+    def save(self, spec: str, dtype: str | None = None, overwrite: bool = False,
+             max_shard_size: int = DEFAULT_MAX_SHARD_SIZE) -> None:
         """Writes the plain backbone: LoRA adapters merged, quantised weights dequantised
-        (`python -m medjax.convert --dst=peft:DIR` writes adapters on their own)."""
+        (`python -m medjax.convert --dst=peft:DIR` writes adapters on their own). A destination that
+        exists and is not empty needs overwrite=True; it is then replaced as a whole, and only once the
+        new export is complete. hf: weights go in shards of at most `max_shard_size` bytes."""
         from medjax.peft.setup import backbone_of
 
         s = parse_spec(spec)
-        if s.kind == "hf":
-            save_hf_model(backbone_of(self.model), s.path, self.tokenizer, dtype=dtype)
-        elif s.kind == "ckpt":
-            save_params(s.path, backbone_of(self.model), self.tokenizer)
-        else:
+        if s.kind == "peft":
             raise ValueError(f"save({spec!r}): peft: export needs an adapter run (python -m medjax.convert)")
+        if s.kind == "ckpt" and dtype is not None:
+            raise ValueError(f"save({spec!r}, dtype={dtype!r}): a ckpt: keeps the model's param_dtype; dtype "
+                             "applies to hf: exports")
+        export_dtype(dtype)
+        check_destination(s.path, overwrite, what=f"save({spec!r})")
+        if s.kind == "hf":
+            save_hf_model(backbone_of(self.model), s.path, self.tokenizer, dtype=dtype, max_shard_size=max_shard_size)
+        else:
+            save_params(s.path, backbone_of(self.model), self.tokenizer)
 
 
 def load(spec: str, tokenizer: str | None = None, **overrides) -> LM:

@@ -2,7 +2,10 @@
 
 Examples:
   python -m medjax.convert --src=hf:/models/llama-2-7b --dst=ckpt:/ckpts/llama-2-7b
-  python -m medjax.convert --src=ckpt:runs/cp_ift --dst=hf:/exports/medllama
+  python -m medjax.convert --src=ckpt:runs/cp_ift --dst=hf:/exports/medllama --overwrite
+
+The destination is written beside itself and renamed into place when complete; one that exists and
+is not empty is replaced only with --overwrite. Bad flags are refused before anything is written.
 """
 from __future__ import annotations
 
@@ -16,11 +19,13 @@ flags.DEFINE_string("dst", None, "destination spec: hf:DIR, ckpt:DIR or peft:DIR
 flags.DEFINE_string("base", None, "base model spec for a peft: source")
 flags.DEFINE_bool("merge", False, "merge adapters into the base weights before writing hf:")
 flags.DEFINE_string("dtype", None, "weight dtype written to hf: (float32, bfloat16, float16); default: the model's")
+flags.DEFINE_bool("overwrite", False, "replace a --dst that exists and is not empty (as a whole, once the new one "
+                  "is complete)")
 
 
 def main(argv):
     del argv
-    convert(FLAGS.src, FLAGS.dst, FLAGS.base, FLAGS.merge, FLAGS.dtype)
+    convert(FLAGS.src, FLAGS.dst, FLAGS.base, FLAGS.merge, FLAGS.dtype, FLAGS.overwrite)
 
 
 if __name__ == "__main__":

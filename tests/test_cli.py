@@ -48,3 +48,21 @@ def test_convert_command_round_trips_with_tokenizer(hf_dir, tmp_path):
     ids = np.array([[1, 450, 3190, 338]])
     np.testing.assert_array_equal(a.logits(ids), b.logits(ids))
     assert b.tokenizer.encode("fever") == a.tokenizer.encode("fever")
+
+
+def test_convert_command_refuses_bad_flags_and_replaces_with_overwrite(hf_dir, tmp_path):
+    def convert(*flags):
+        return subprocess.run([sys.executable, "-m", "medjax.convert", f"--src=hf:{hf_dir}", *flags], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+
+    bad = convert(f"--dst=hf:{tmp_path}/bad", "--dtype=bf16")
+    assert bad.returncode != 0 and "--dtype='bf16'" in bad.stderr and not os.path.exists(tmp_path / "bad")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.safetensors.index.json").write_text('{"weight_map": {}}')  # an earlier sharded export's
+    # (without --overwrite it is refused: tests/test_export_atomic.py)
+    done = convert(f"--dst=hf:{out}", "--overwrite")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "model.safetensors.index.json" not in os.listdir(out)
+    ids = np.array([[1, 450, 3190, 338]])
+    np.testing.assert_array_equal(medjax.load(f"hf:{out}").logits(ids), medjax.load(f"hf:{hf_dir}").logits(ids))

@@ -7,7 +7,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from medjax.checkpoint.hf_io import TensorStore, read_config, write_json, write_safetensors
+from medjax.checkpoint.atomic_dir import replacing_dir
+from medjax.checkpoint.export_stream import HFTensors
+from medjax.checkpoint.hf_io import TensorStore, read_config, write_json
+from medjax.checkpoint.safetensors_shards import DEFAULT_MAX_SHARD_SIZE, export_dtype, write_shards
 from medjax.models.config import ModelConfig
 from medjax.models.registry import family_module, module_for_model_type
 
@@ -50,23 +53,24 @@ def load_hf_model(directory: str, on_host: bool = False, **overrides):
     return model_from_params(cfg, params, on_host)
 
 
-def save_hf_model(model, directory: str, tokenizer=None, dtype: str | None = None) -> None:
-    """Writes config.json, model.safetensors, generation_config.json and the tokenizer files."""
+def save_hf_model(model, directory: str, tokenizer=None, dtype: str | None = None,
+                  max_shard_size: int = DEFAULT_MAX_SHARD_SIZE) -> None:
+    """Writes config.json, the weights (model.safetensors, or shards of at most `max_shard_size` bytes
+    + index, streamed off the device one layer at a time), generation_config.json and the tokenizer
+    files. The directory is replaced as a whole: nothing of a previous export survives, and a failed
+    export leaves the previous one as it was (atomic_dir.py)."""
     cfg: ModelConfig = model.config
+    out_dtype = export_dtype(dtype) or np.dtype(cfg.param_dtype)
     module = family_module(cfg.family)
-    os.makedirs(directory, exist_ok=True)
-    _, state = nnx.split(model)
-    params = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
-    tensors = module.export_params(params, cfg)
-    out_dtype = np.dtype(dtype or cfg.param_dtype)
-    tensors = {k: np.asarray(v, dtype=out_dtype) for k, v in tensors.items()}
-    write_safetensors(os.path.join(directory, "model.safetensors"), tensors)
+    tensors = HFTensors(model, out_dtype)
     hf = module.config_to_hf(cfg)
     hf["torch_dtype"] = str(out_dtype) if dtype else hf.get("torch_dtype", "float32")
-    write_json(os.path.join(directory, "config.json"), hf)
     gen = {"bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id}
     if cfg.pad_token_id is not None:
         gen["pad_token_id"] = cfg.pad_token_id
-    write_json(os.path.join(directory, "generation_config.json"), gen)
-    if tokenizer is not None:
-        tokenizer.save(directory)
+    with replacing_dir(directory) as tmp:
+        write_shards(tmp, tensors.specs, tensors.read, max_shard_size)
+        write_json(os.path.join(tmp, "config.json"), hf)
+        write_json(os.path.join(tmp, "generation_config.json"), gen)
+        if tokenizer is not None:
+            tokenizer.save(tmp)

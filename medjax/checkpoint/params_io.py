@@ -14,6 +14,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from medjax.checkpoint.atomic_dir import replacing_dir
 from medjax.checkpoint.hf_model import abstract_model, model_from_params
 from medjax.models.config import ModelConfig
 
@@ -23,17 +24,20 @@ TOKENIZER = "tokenizer"
 PEFT_CONFIG = "peft_config.json"
 
 
-def save_params(directory: str, model, tokenizer=None) -> None:
-    directory = os.path.abspath(directory)
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, MODEL_CONFIG), "w") as f:
-        f.write(model.config.to_json())
-    _, state = nnx.split(model)
-    ckptr = ocp.StandardCheckpointer()
-    ckptr.save(os.path.join(directory, PARAMS), nnx.to_pure_dict(state), force=True)
-    ckptr.wait_until_finished()
-    if tokenizer is not None:
-        tokenizer.save(os.path.join(directory, TOKENIZER))
+def save_params(directory: str, model, tokenizer=None, peft=None) -> None:
+    """Writes `directory` as a whole (atomic_dir.py): params/, model_config.json, tokenizer/ and, with
+    `peft` (PeftSettings), the peft_config.json that lets ckpt: loading rebuild the adapter graph."""
+    with replacing_dir(directory) as tmp:
+        _, state = nnx.split(model)
+        ckptr = ocp.StandardCheckpointer()
+        ckptr.save(os.path.join(tmp, PARAMS), nnx.to_pure_dict(state), force=True)
+        ckptr.wait_until_finished()
+        with open(os.path.join(tmp, MODEL_CONFIG), "w") as f:
+            f.write(model.config.to_json())
+        if tokenizer is not None:
+            tokenizer.save(os.path.join(tmp, TOKENIZER))
+        if peft is not None:
+            peft.save(tmp)
 
 
 def read_model_config(directory: str) -> ModelConfig:

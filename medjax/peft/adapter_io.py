@@ -20,7 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from medjax.checkpoint.atomic_dir import replacing_dir
 from medjax.checkpoint.hf_io import SafetensorsFile, read_json_object, read_torch_bin, write_json, write_safetensors
+from medjax.checkpoint.safetensors_shards import export_dtype
 from medjax.models.registry import family_module
 from medjax.models.weight_map import LINEAR
 from medjax.peft.adapter_fused import fuse_adapter, fused_alpha, split_adapter, split_delta
@@ -81,7 +83,7 @@ def export_adapter(model, settings: PeftSettings, directory: str, dtype: str | N
     names, fused = hf_modules(cfg), fused_modules(cfg)
     adapters = dict(lora_modules(model))
     in_fused = {p for parts, _, _ in fused.values() for p in parts}
-    out_dtype = np.dtype(dtype or cfg.param_dtype)
+    out_dtype = export_dtype(dtype) or np.dtype(cfg.param_dtype)
     tensors, targets, rank_pattern, alpha_pattern = {}, set(), {}, {}
 
     def put(name, keys, a_T, b_T):
@@ -117,14 +119,14 @@ def export_adapter(model, settings: PeftSettings, directory: str, dtype: str | N
             put(name, LINEAR_KEYS, *fuse_adapter([x.T for x in a_i], [x.T for x in b_i], fuse))
     if not tensors:
         raise ValueError("PEFT export: the model has no LoRA adapters")
-    os.makedirs(directory, exist_ok=True)
-    write_safetensors(os.path.join(directory, ADAPTER_WEIGHTS), tensors)
-    write_json(os.path.join(directory, ADAPTER_CONFIG), {
-        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": settings.rank, "lora_alpha": settings.alpha,
-        "lora_dropout": settings.dropout, "use_rslora": settings.rslora, "target_modules": sorted(targets),
-        "rank_pattern": rank_pattern, "alpha_pattern": alpha_pattern,
-        "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "modules_to_save": None,
-        "init_lora_weights": True, "base_model_name_or_path": None})
+    with replacing_dir(directory) as tmp:  # the whole directory or nothing (checkpoint/atomic_dir.py)
+        write_safetensors(os.path.join(tmp, ADAPTER_WEIGHTS), tensors)
+        write_json(os.path.join(tmp, ADAPTER_CONFIG), {
+            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": settings.rank, "lora_alpha": settings.alpha,
+            "lora_dropout": settings.dropout, "use_rslora": settings.rslora, "target_modules": sorted(targets),
+            "rank_pattern": rank_pattern, "alpha_pattern": alpha_pattern,
+            "bias": "none", "fan_in_fan_out": False, "inference_mode": True, "modules_to_save": None,
+            "init_lora_weights": True, "base_model_name_or_path": None})
 
 
 def open_adapter_config(directory: str):

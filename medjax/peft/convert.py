@@ -9,8 +9,6 @@ see adapter_io.py) converts only with --merge, which merges it into the weights 
 """
 from __future__ import annotations
 
-import os
-
 from medjax.checkpoint.hf_model import load_hf_model, save_hf_model
 from medjax.checkpoint.params_io import load_params_model, save_params, tokenizer_dir
 from medjax.data.tokenizer import has_tokenizer, load_tokenizer
@@ -71,7 +69,5 @@ def convert_peft(src, dst, base: str | None = None, merge: bool = False, dtype: 
     else:  # ckpt: keeps the adapter graph; peft_config.json lets ckpt: loading rebuild it
         if merge:
             model, settings = backbone_of(model), PeftSettings()
-        save_params(dst.path, model, tok)
-        if settings.method != "none":
-            settings.save(os.path.abspath(dst.path))
+        save_params(dst.path, model, tok, peft=settings if settings.method != "none" else None)
     print(f"wrote {dst}")

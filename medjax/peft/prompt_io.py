@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from medjax.checkpoint.atomic_dir import replacing_dir
 from medjax.checkpoint.hf_io import read_json_object, write_json, write_safetensors
+from medjax.checkpoint.safetensors_shards import export_dtype
 from medjax.peft.adapter_io import ADAPTER_CONFIG, ADAPTER_WEIGHTS, adapter_weights, open_adapter_config
 from medjax.peft.config import PeftSettings
 from medjax.peft.prompt_tuning import add_soft_prompt, is_prompt_tuned
@@ -25,15 +27,15 @@ def export_prompt(model, directory: str, dtype: str | None = None) -> None:
     if not is_prompt_tuned(model):
         raise ValueError("PEFT prompt export: the model has no soft prompt (peft method is not 'prompt')")
     cfg = model.config
+    out_dtype = export_dtype(dtype)
     prompt = np.asarray(model.soft_prompt[...])
-    os.makedirs(directory, exist_ok=True)
-    write_safetensors(os.path.join(directory, ADAPTER_WEIGHTS),
-                      {PROMPT_WEIGHT: prompt.astype(np.dtype(dtype) if dtype else prompt.dtype)})
-    write_json(os.path.join(directory, ADAPTER_CONFIG), {
-        "peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": int(prompt.shape[0]),
-        "token_dim": cfg.hidden_size, "num_transformer_submodules": 1, "num_attention_heads": cfg.num_heads,
-        "num_layers": cfg.num_layers, "prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None,
-        "tokenizer_name_or_path": None, "inference_mode": True, "base_model_name_or_path": None})
+    with replacing_dir(directory) as tmp:  # the whole directory or nothing (checkpoint/atomic_dir.py)
+        write_safetensors(os.path.join(tmp, ADAPTER_WEIGHTS), {PROMPT_WEIGHT: prompt.astype(out_dtype or prompt.dtype)})
+        write_json(os.path.join(tmp, ADAPTER_CONFIG), {
+            "peft_type": "PROMPT_TUNING", "task_type": "CAUSAL_LM", "num_virtual_tokens": int(prompt.shape[0]),
+            "token_dim": cfg.hidden_size, "num_transformer_submodules": 1, "num_attention_heads": cfg.num_heads,
+            "num_layers": cfg.num_layers, "prompt_tuning_init": "RANDOM", "prompt_tuning_init_text": None,
+            "tokenizer_name_or_path": None, "inference_mode": True, "base_model_name_or_path": None})
 
 
 def is_prompt_adapter(directory: str) -> bool:
