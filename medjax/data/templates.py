@@ -34,6 +34,8 @@ class ChatTemplate:
     history_in_prompt: bool = False
     user_single: str | None = None
     generation_suffix: tuple[str, ...] = ()
+    # Baichuan2: a special token opens every user turn, after the system text (which then stands alone)
+    user_token: str | None = None
     # Text rendering only: SentencePiece already starts a separately encoded response with a
     # word boundary, so ids need no space; the text form needs it to read (and tokenize) right.
     text_response_lead: str = ""
@@ -44,7 +46,7 @@ class ChatTemplate:
 
     def is_special(self, part: str) -> bool:
         """Parts that are one special token when the tokenizer has it (else plain text)."""
-        return part in self.prefix or part in self.generation_suffix
+        return part in self.prefix or part in self.generation_suffix or part == self.user_token
 
 
 _DEFAULT_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The "
@@ -53,6 +55,9 @@ _DEFAULT_SYSTEM = ("A chat between a curious user and an artificial intelligence
 TEMPLATES = {t.name: t for t in (
     ChatTemplate("llama2", user="[INST] {content} [/INST]", system="<<SYS>>\n{content}\n<</SYS>>\n\n",
                  prefix=(), bos_each_turn=True, system_in_user=True, text_response_lead=" "),
+    # Mistral Instruct: one BOS for the dialogue, no system role (its text opens the first [INST])
+    ChatTemplate("mistral", user="[INST] {content} [/INST]", system="{content}\n\n", system_in_user=True,
+                 text_response_lead=" "),
     ChatTemplate("llama3",
                  user="<|start_header_id|>user<|end_header_id|>\n\n{content}<|eot_id|>"
                       "<|start_header_id|>assistant<|end_header_id|>\n\n",
@@ -60,6 +65,10 @@ TEMPLATES = {t.name: t for t in (
                  stop="<|eot_id|>"),
     ChatTemplate("chatml", user="<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
                  system="<|im_start|>system\n{content}<|im_end|>\n", separator="\n", stop="<|im_end|>"),
+    # Qwen2.5's own chat_template: ChatML, with this system message when the dialogue brings none
+    ChatTemplate("qwen2", user="<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
+                 system="<|im_start|>system\n{content}<|im_end|>\n", separator="\n", stop="<|im_end|>",
+                 default_system="You are Qwen, created by Alibaba Cloud. You are a helpful assistant."),
     ChatTemplate("chatglm", user="[Round {idx0}]\n问：{content}\n答：", user_single="{content}",
                  system="{content}\n", prefix=(), separator="\n", history_in_prompt=True,
                  generation_suffix=("[gMASK]", "<sop>")),
@@ -76,13 +85,17 @@ TEMPLATES = {t.name: t for t in (
                                 "appropriately completes the request.", separator="\n\n"),
     ChatTemplate("vicuna", user="USER: {content} ASSISTANT:", system="{content} ",
                  default_system=_DEFAULT_SYSTEM, text_response_lead=" "),
+    # Baichuan2 / Baichuan-13B-Chat: no BOS; <reserved_106> (id 195) opens a user turn and
+    # <reserved_107> (196) the answer, which ends with EOS; the system text comes first, bare
+    ChatTemplate("baichuan2", prefix=(), user_token="<reserved_106>", generation_suffix=("<reserved_107>",)),
     ChatTemplate("tokenizer"),  # the tokenizer's jinja chat_template; resolved at render time
 )}
 
 # Model family -> template when the tokenizer brings none of its own.
-FAMILY_TEMPLATES = {"llama": "llama2", "llama2": "llama2", "llama3": "llama3", "glm": "chatglm3", "glm_v1": "chatglm",
+FAMILY_TEMPLATES = {"llama": "llama2", "llama2": "llama2", "llama3": "llama3", "mistral": "mistral",
+                    "glm": "chatglm3", "glm_v1": "chatglm",
                     "chatglm": "chatglm3", "chatglm2": "chatglm2", "chatglm3": "chatglm3",
-                    "glm4": "glm4", "qwen": "chatml"}
+                    "glm4": "glm4", "qwen": "chatml", "qwen2": "qwen2", "baichuan": "baichuan2"}
 
 
 def get_template(name: str | ChatTemplate) -> ChatTemplate:
@@ -192,9 +205,13 @@ def _turn_parts(messages: list[dict], template: ChatTemplate):
         elif template.separator:
             prompt.append(template.separator)
         user = template.user_text(messages[i]["content"], turn)
-        if turn == 0 and system:
+        if turn == 0 and system and template.user_token:
+            prompt.append(system)  # before the token that opens the user turn
+        elif turn == 0 and system:
             user = (template.user_text(system + messages[i]["content"], turn) if template.system_in_user
                     else system + user)
+        if template.user_token:
+            prompt.append(template.user_token)
         prompt.append(user)
         prompt += list(template.generation_suffix)
         response = None

@@ -49,7 +49,8 @@ def _generate(graphdef, state, tokens_BxP, segments_BxP, positions_BxP, eos_ids,
     b, p = tokens_BxP.shape
     cache = model.init_cache(b, p + steps)
     cache = {**cache, "k": constrain(cache["k"], KV_CACHE_AXES), "v": constrain(cache["v"], KV_CACHE_AXES),
-             "segment_ids": constrain(cache["segment_ids"], ("batch", "cache_seq"))}
+             **{key: constrain(cache[key], ("batch", "cache_seq")) for key in ("segment_ids", "positions")
+                if key in cache}}  # positions: sliding-window and ALiBi models only
     logits_BxPxV, cache = model(tokens_BxP, positions_BxP, segments_BxP, cache=cache)
     next_pos_B = positions_BxP[:, -1] + 1
 

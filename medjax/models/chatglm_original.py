@@ -12,56 +12,64 @@ from __future__ import annotations
 import numpy as np
 
 from medjax.models.config import ModelConfig
+from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
 from medjax.models.weight_map import COPY, LINEAR, import_table
 
 _PREFIX = "transformer.encoder.layers.{i}."
 QKV = _PREFIX + "self_attention.query_key_value.{kind}"
 DENSE_H_TO_4H = _PREFIX + "mlp.dense_h_to_4h.weight"
 
-# ChatGLMConfig flags whose other values change the network: (field, value we support, default).
-_FIXED_FLAGS = (
-    ("rmsnorm", True, True),
-    ("apply_residual_connection_post_layernorm", False, False),
-    ("post_layer_norm", True, True),
-    ("add_bias_linear", False, False),
+# ChatGLMConfig fields whose other values change the network, as THUDM's modeling_chatglm.py reads them:
+# (field, the values we implement, why). Its other fields are read below or are numerics switches
+# (apply_query_key_layer_scaling, attention_softmax_in_fp32, fp32_residual_connection, bias_dropout_fusion,
+# original_rope: both rope paths compute the same) or dropout rates (see models/hf_config_fields.py).
+_REFUSED = (
+    ("rmsnorm", (True,), "ChatGLM2/3 / GLM-4 use RMSNorm"),
+    ("apply_residual_connection_post_layernorm", (False,), "the residual adds the block input"),
+    ("post_layer_norm", (True,), "a final norm follows the layers"),
+    ("add_bias_linear", (False,), "only query_key_value may have a bias (add_qkv_bias)"),
+    ("quantization_bit", (0, None), "quantised weights: load the plain checkpoint"),
+    ("pre_seq_len", (None,), "P-tuning v2 prefixes: load the plain checkpoint"),
 )
+_LAYOUT = "ChatGLM2/3 / GLM-4 original layout"
 
 
 def is_original_layout(store) -> bool:
     return QKV.format(i=0, kind="weight") in store
 
 
-def _required(hf: dict, key: str, source: str):
-    if key not in hf:
-        raise KeyError(f"{source}: config.json lacks required field {key!r} (ChatGLM2/3 / GLM-4 original layout)")
-    return hf[key]
-
-
 def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
-    for key, supported, default in _FIXED_FLAGS:
-        if hf.get(key, default) != supported:
-            raise ValueError(f"{source}: {key}={hf[key]!r} is not supported (ChatGLM2/3 / GLM-4 use {supported})")
-    heads = _required(hf, "num_attention_heads", source)
-    groups = _required(hf, "multi_query_group_num", source) if hf.get("multi_query_attention", False) else heads
+    f = ConfigFields(hf, source, _LAYOUT)
+    for key, supported, why in _REFUSED:
+        f.refuse(key, supported, why)
+    refuse_quantized(f)
+    heads = f.integer("num_attention_heads")
+    groups = f.integer("multi_query_group_num") if f.flag("multi_query_attention", False) else heads
+    f.divides("num_attention_heads", heads, "multi_query_group_num", groups)
+    hidden = f.integer("hidden_size")
+    head_dim = f.integer("kv_channels", None, null=None)
+    if head_dim is None:  # THUDM's default: hidden_size // num_attention_heads
+        f.divides("hidden_size", hidden, "num_attention_heads", heads)
+        head_dim = hidden // heads
     return ModelConfig(
         family="glm",
-        vocab_size=_required(hf, "padded_vocab_size", source),
-        hidden_size=_required(hf, "hidden_size", source),
-        intermediate_size=_required(hf, "ffn_hidden_size", source),
-        num_layers=_required(hf, "num_layers", source),
+        vocab_size=f.integer("padded_vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=f.integer("ffn_hidden_size"),
+        num_layers=f.integer("num_layers"),
         num_heads=heads,
         num_kv_heads=groups,
-        head_dim=hf.get("kv_channels") or _required(hf, "hidden_size", source) // heads,
-        rope_theta=10000.0 * float(hf.get("rope_ratio", 1)),
+        head_dim=head_dim,
+        rope_theta=10000.0 * f.number("rope_ratio", 1.0),
         partial_rotary_factor=0.5,
         rope_interleaved=True,
-        norm_eps=hf.get("layernorm_epsilon", 1e-5),
-        tie_embeddings=hf.get("tie_word_embeddings", False),
-        attention_bias=hf.get("add_qkv_bias", False),
-        max_position_embeddings=hf.get("seq_length", 2048),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        pad_token_id=hf.get("pad_token_id"),
+        norm_eps=f.number("layernorm_epsilon", 1e-5),
+        tie_embeddings=f.flag("tie_word_embeddings", False),
+        attention_bias=f.flag("add_qkv_bias", False),
+        max_position_embeddings=f.integer("seq_length", 2048),
+        bos_token_id=f.token_ids("bos_token_id"),
+        eos_token_id=f.token_ids("eos_token_id"),
+        pad_token_id=f.token_ids("pad_token_id"),
         extra={"model_type": "glm"},
     )
 

@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from typing import Any
 
 import jax.numpy as jnp
 
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+_SIZES = ("vocab_size", "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads",
+          "max_position_embeddings")
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    family: str = "llama"  # llama | glm | glm4 (see models/registry.py)
+    family: str = "llama"  # llama | mistral | glm | glm4 | glm_v1 | baichuan (see models/registry.py)
     vocab_size: int = 32000
     hidden_size: int = 512
     intermediate_size: int = 1344
@@ -28,6 +32,9 @@ class ModelConfig:
     tie_embeddings: bool = False
     attention_bias: bool = False  # bias on q, k, v (GLM)
     post_norms: bool = False  # GLM-4: extra norms after attention and after the MLP
+    sliding_window: int | None = None  # Mistral: a query sees the keys less than this many positions back
+    alibi: bool = False  # Baichuan-13B: ALiBi attention biases instead of rope
+    norm_head: bool = False  # Baichuan2: each LM head row L2-normalised before the matmul (NormHead)
     max_position_embeddings: int = 4096
     bos_token_id: int | None = 1
     eos_token_id: int | list | None = 2
@@ -38,11 +45,26 @@ class ModelConfig:
     extra: dict = dataclasses.field(default_factory=dict)  # family-specific HF fields kept for export
 
     def __post_init__(self):
+        # a wrong type here would otherwise surface as a raw JAX error deep inside the model
+        for key in _SIZES + (() if self.head_dim is None else ("head_dim",)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"ModelConfig.{key}={value!r}: expected a positive int")
+        for key in ("rope_theta", "norm_eps", "partial_rotary_factor"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+                raise ValueError(f"ModelConfig.{key}={value!r}: expected a positive number")
         if self.head_dim is None:
             self.head_dim = self.hidden_size // self.num_heads
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
                 f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        window = self.sliding_window
+        if window is not None and (isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1):
+            raise ValueError(f"ModelConfig.sliding_window={window!r}: expected a positive int or None")
+        for key in ("alibi", "norm_head"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"ModelConfig.{key}={getattr(self, key)!r}: expected true or false")
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat={self.remat!r}: expected one of {REMAT_POLICIES}")
         for key in ("dtype", "param_dtype"):

@@ -17,12 +17,14 @@ from flax import nnx
 
 from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
-from medjax.models.llama import decoder_hf_fields, decoder_weight_rows, required, rope_from_hf
+from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
+from medjax.models.llama import decoder_hf_fields, decoder_weight_rows
 from medjax.models.weight_map import COPY, export_table, import_table
 
 MODEL_TYPES = ("glm", "glm4", "chatglm")
 _ARCHITECTURES = {"glm": "GlmForCausalLM", "glm4": "Glm4ForCausalLM"}
 GATE_UP = "model.layers.{i}.mlp.gate_up_proj.weight"
+EOS_IDS = (151329, 151336, 151338)  # GlmConfig / Glm4Config's default
 
 
 def glm_layout(hf: dict, source: str) -> str:
@@ -57,40 +59,38 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
         from medjax.models import chatglm_original
 
         return chatglm_original.config_from_hf(hf, source)
+    # transformers' GlmForCausalLM / Glm4ForCausalLM read only these fields (no mlp_bias: their MLP has
+    # none); defaults are GlmConfig / Glm4Config's (a GLM-4-9B shape)
     family = hf["model_type"]
-    act = hf.get("hidden_act", "silu")
-    if act != "silu":
-        raise ValueError(f"{source}: hidden_act={act!r} is not supported ({family} uses silu)")
-    # Defaults below are transformers' GlmConfig / Glm4Config defaults (a GLM-4-9B shape).
-    theta, scaling = rope_from_hf(hf)
-    if scaling is not None:
-        scaling = {k: v for k, v in scaling.items() if k != "partial_rotary_factor"}
-        if scaling.get("rope_type", scaling.get("type")) == "default":
-            scaling = None
-    rope_params = hf.get("rope_parameters") or {}
-    factor = rope_params.get("partial_rotary_factor", hf.get("partial_rotary_factor", 0.5))
-    heads = required(hf, "num_attention_heads", source)
+    f = ConfigFields(hf, source, f"transformers {_ARCHITECTURES[family]}")
+    refuse_quantized(f)
+    f.refuse("hidden_act", ("silu",), f"{family} uses silu")
+    heads = f.integer("num_attention_heads")
+    kv_heads = f.integer("num_key_value_heads", 2, null=heads)
+    f.divides("num_attention_heads", heads, "num_key_value_heads", kv_heads)
+    max_positions = f.integer("max_position_embeddings", 131072)
+    theta, scaling, partial = f.rope(default_theta=10000.0, default_partial=0.5, max_positions=max_positions)
     return ModelConfig(
         family=family,
-        vocab_size=required(hf, "vocab_size", source),
-        hidden_size=required(hf, "hidden_size", source),
-        intermediate_size=required(hf, "intermediate_size", source),
-        num_layers=required(hf, "num_hidden_layers", source),
+        vocab_size=f.integer("vocab_size"),
+        hidden_size=f.integer("hidden_size"),
+        intermediate_size=f.integer("intermediate_size"),
+        num_layers=f.integer("num_hidden_layers"),
         num_heads=heads,
-        num_kv_heads=hf.get("num_key_value_heads", 2) or heads,
-        head_dim=hf.get("head_dim", 128),
+        num_kv_heads=kv_heads,
+        head_dim=f.integer("head_dim", 128, null=None),  # null: hidden_size // num_attention_heads
         rope_theta=theta,
         rope_scaling=scaling,
-        partial_rotary_factor=float(factor),
+        partial_rotary_factor=partial,
         rope_interleaved=True,
-        norm_eps=hf.get("rms_norm_eps", 1.5625e-07),
-        tie_embeddings=hf.get("tie_word_embeddings", False),
-        attention_bias=hf.get("attention_bias", True),
+        norm_eps=f.number("rms_norm_eps", 1.5625e-07),
+        tie_embeddings=f.flag("tie_word_embeddings", False),
+        attention_bias=f.flag("attention_bias", True),
         post_norms=family == "glm4",
-        max_position_embeddings=hf.get("max_position_embeddings", 131072),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id", [151329, 151336, 151338]),
-        pad_token_id=hf.get("pad_token_id", 151329),
+        max_position_embeddings=max_positions,
+        bos_token_id=f.token_ids("bos_token_id"),
+        eos_token_id=f.token_ids("eos_token_id", list(EOS_IDS), null=list(EOS_IDS)),  # a null too, as GlmConfig
+        pad_token_id=f.token_ids("pad_token_id", 151329),
         extra={"model_type": family},
     )
 

@@ -10,6 +10,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from medjax.parallel.rules import constrain
@@ -21,10 +22,12 @@ class Linear(nnx.Module):
     """y = x @ kernel (+ bias). kernel is [in, out]; its logical axes name both dimensions."""
 
     def __init__(self, in_features: int, out_features: int, *, axes: tuple[str, str], use_bias: bool = False,
-                 dtype=jnp.float32, param_dtype=jnp.float32, fp32_output: bool = False, rngs: nnx.Rngs):
+                 dtype=jnp.float32, param_dtype=jnp.float32, fp32_output: bool = False,
+                 normalize_kernel: bool = False, rngs: nnx.Rngs):
         self.in_features, self.out_features = in_features, out_features
         self.dtype = dtype
         self.fp32_output = fp32_output  # the LM head accumulates logits in fp32 even in bf16
+        self.normalize_kernel = normalize_kernel  # Baichuan2's NormHead: each output's weights scaled to norm 1
         self.kernel = nnx.Param(_default_init(rngs.params(), (in_features, out_features), param_dtype), axes=axes)
         self.bias = (nnx.Param(jnp.zeros((out_features,), param_dtype), axes=(axes[1],)) if use_bias else None)
 
@@ -32,12 +35,23 @@ class Linear(nnx.Module):
         # One 2-D matmul over all leading dims: the kernel gradient then contracts a single row axis,
         # where "...i,io->...o" makes XLA:CPU copy the output gradient transposed for every Linear.
         x_MxI = x.reshape(-1, self.in_features).astype(self.dtype)
-        y_MxO = jnp.dot(x_MxI, self.kernel[...].astype(self.dtype),
+        kernel_IxO = self.kernel[...]
+        if self.normalize_kernel:
+            kernel_IxO = l2_normalize_columns(kernel_IxO)
+        y_MxO = jnp.dot(x_MxI, kernel_IxO.astype(self.dtype),
                         preferred_element_type=jnp.float32 if self.fp32_output else None)
         y = y_MxO.reshape(*x.shape[:-1], self.out_features)
         if self.bias is not None:
             y = y + self.bias[...].astype(self.dtype)
         return y
+
+
+def l2_normalize_columns(kernel_IxO, eps: float = 1e-12):
+    """Each output column divided by its L2 norm (at least eps), in fp32: torch's F.normalize over
+    the rows of an HF [out, in] weight, as Baichuan2's NormHead applies it."""
+    k32 = kernel_IxO.astype(jnp.float32)
+    norm_O = jnp.sqrt(jnp.sum(jnp.square(k32), axis=0, keepdims=True))
+    return (k32 / jnp.maximum(norm_O, eps)).astype(kernel_IxO.dtype)
 
 
 class Embed(nnx.Module):
@@ -128,13 +142,52 @@ def attention_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S):
     return (causal_TxS[None] & visible_BxTxS)[:, None]
 
 
-def dot_product_attention(q_BxTxHxE, k_BxSxKxE, v_BxSxKxE, mask_Bx1xTxS):
-    """Grouped-query attention, softmax in fp32."""
+def positions_from_segments(segment_ids_BxT):
+    """Positions that restart at 0 wherever the segment id changes along a row (packed documents each
+    start at 0): the model call's default when no positions are given. int32 [B, T]."""
+    seg = jnp.asarray(segment_ids_BxT)
+    slot = jnp.broadcast_to(jnp.arange(seg.shape[1], dtype=jnp.int32), seg.shape)
+    starts = jnp.concatenate([jnp.ones_like(seg[:, :1], bool), seg[:, 1:] != seg[:, :-1]], axis=1)
+    return slot - jax.lax.cummax(jnp.where(starts, slot, 0), axis=1)
+
+
+def sliding_window_mask(q_position_BxT, kv_position_BxS, window: int):
+    """Keys less than `window` positions back: transformers' `kv > q - window` (Mistral), on
+    positions rather than slots, so a packed document, a left-padded prompt or one behind a soft
+    prompt sees the keys it sees alone. AND it with attention_mask. Returns bool [B, 1, T, S]."""
+    return (kv_position_BxS[:, None, :] > q_position_BxT[:, :, None] - window)[:, None]
+
+
+def alibi_slopes(num_heads: int) -> np.ndarray:
+    """ALiBi's per-head slopes [H] (Press et al., as Baichuan-13B computes them): for n a power of
+    two, r, r^2, ..., r^n with r = 2^(-8/n); otherwise the slopes of the largest power of two p below
+    n, then every other slope of 2p (the 1st, 3rd, ...) for the remaining n - p heads."""
+    def geometric(n):
+        r = 2.0 ** (-8.0 / n)
+        return [r ** (i + 1) for i in range(n)]
+    p = 2 ** math.floor(math.log2(num_heads))
+    return np.asarray(geometric(p) + geometric(2 * p)[0::2][:num_heads - p], np.float32)
+
+
+def key_distance(q_position_BxT, kv_position_BxS):
+    """kv - q position, fp32 [B, T, S]: ALiBi's bias is slope * this (<= 0 for the keys a causal
+    query sees). Baichuan adds slope * key index; per query row the two differ by a constant, which
+    the softmax drops. Like the rope it replaces it reads the positions the caller passes, not slots."""
+    return (kv_position_BxS[:, None, :] - q_position_BxT[:, :, None]).astype(jnp.float32)
+
+
+def dot_product_attention(q_BxTxHxE, k_BxSxKxE, v_BxSxKxE, mask_Bx1xTxS, alibi=None):
+    """Grouped-query attention, softmax in fp32. `alibi`: (slopes [H], key_distance [B, T, S]) adds
+    slope * distance to the scaled scores (ALiBi; the model then has no rope)."""
     b, t, h, e = q_BxTxHxE.shape
     kv_heads = k_BxSxKxE.shape[2]
     # scaling q ([B, T, H, E]) is cheaper than scaling the scores ([B, H, T, S]) in both passes
     q_BxTxKxGxE = (q_BxTxHxE / jnp.asarray(math.sqrt(e), q_BxTxHxE.dtype)).reshape(b, t, kv_heads, h // kv_heads, e)
     scores_BxKxGxTxS = jnp.einsum("btkge,bske->bkgts", q_BxTxKxGxE, k_BxSxKxE, preferred_element_type=jnp.float32)
+    if alibi is not None:
+        slopes_H, distance_BxTxS = alibi
+        slopes_KxG = jnp.asarray(slopes_H, jnp.float32).reshape(kv_heads, h // kv_heads)
+        scores_BxKxGxTxS = scores_BxKxGxTxS + slopes_KxG[None, :, :, None, None] * distance_BxTxS[:, None, None]
     scores_BxKxGxTxS = jnp.where(mask_Bx1xTxS[:, :, None], scores_BxKxGxTxS, jnp.finfo(jnp.float32).min)
     probs = jax.nn.softmax(scores_BxKxGxTxS, axis=-1).astype(v_BxSxKxE.dtype)
     out_BxTxKxGxE = jnp.einsum("bkgts,bske->btkge", probs, v_BxSxKxE)

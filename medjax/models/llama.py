@@ -1,30 +1,14 @@
-"""LLaMA 1/2/3 and Mistral-style models: the shared decoder plus their transformers mapping."""
+"""LLaMA 1/2/3: the shared decoder plus its transformers mapping (models/mistral.py reuses it)."""
 from __future__ import annotations
 
 from flax import nnx
 
 from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
+from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
 from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
 
-MODEL_TYPES = ("llama", "mistral")
-
-
-def required(hf: dict, key: str, source: str):
-    if key not in hf:
-        raise KeyError(f"{source}: config.json lacks required field {key!r}")
-    return hf[key]
-
-
-def rope_from_hf(hf: dict) -> tuple[float, dict | None]:
-    """(rope_theta, scaling) from either transformers 5 `rope_parameters` or the older fields."""
-    params = hf.get("rope_parameters")
-    if params:
-        theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
-        scaling = None if params.get("rope_type", "default") == "default" else {
-            k: v for k, v in params.items() if k != "rope_theta"}
-        return theta, scaling
-    return float(hf.get("rope_theta", 10000.0)), hf.get("rope_scaling")
+MODEL_TYPES = ("llama",)
 
 
 def rope_to_hf(cfg: ModelConfig) -> dict:
@@ -33,31 +17,38 @@ def rope_to_hf(cfg: ModelConfig) -> dict:
 
 
 def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
-    if hf.get("mlp_bias"):
-        raise ValueError(f"{source}: mlp_bias=true is not supported for LLaMA")
-    act = hf.get("hidden_act", "silu")
-    if act != "silu":
-        raise ValueError(f"{source}: hidden_act={act!r} is not supported (LLaMA uses silu)")
-    heads = required(hf, "num_attention_heads", source)
-    theta, scaling = rope_from_hf(hf)
+    """Fields transformers' LlamaForCausalLM reads are implemented or refused; it reads no others
+    (a sliding_window there changes nothing in transformers either: models/mistral.py reads one)."""
+    f = ConfigFields(hf, source, "LLaMA")
+    refuse_quantized(f)
+    f.refuse("mlp_bias", (False,), "LLaMA's MLP here has no bias")
+    f.refuse("hidden_act", ("silu",), "LLaMA uses silu")
+    hidden, heads = f.integer("hidden_size"), f.integer("num_attention_heads")
+    f.divides("hidden_size", hidden, "num_attention_heads", heads)  # transformers requires it too
+    kv_heads = f.integer("num_key_value_heads", heads, null=heads)
+    f.divides("num_attention_heads", heads, "num_key_value_heads", kv_heads)
+    max_positions = f.integer("max_position_embeddings", 4096)
+    # LLaMA rotates whole heads
+    theta, scaling, _ = f.rope(default_theta=10000.0, default_partial=1.0, max_positions=max_positions,
+                               partial_supported=(1.0,))
     return ModelConfig(
         family="llama",
-        vocab_size=required(hf, "vocab_size", source),
-        hidden_size=required(hf, "hidden_size", source),
-        intermediate_size=required(hf, "intermediate_size", source),
-        num_layers=required(hf, "num_hidden_layers", source),
+        vocab_size=f.integer("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=f.integer("intermediate_size"),
+        num_layers=f.integer("num_hidden_layers"),
         num_heads=heads,
-        num_kv_heads=hf.get("num_key_value_heads") or heads,
-        head_dim=hf.get("head_dim"),
+        num_kv_heads=kv_heads,
+        head_dim=f.integer("head_dim", None, null=None),
         rope_theta=theta,
         rope_scaling=scaling,
-        norm_eps=hf.get("rms_norm_eps", 1e-6),
-        tie_embeddings=hf.get("tie_word_embeddings", False),
-        attention_bias=hf.get("attention_bias", False),
-        max_position_embeddings=hf.get("max_position_embeddings", 4096),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        pad_token_id=hf.get("pad_token_id"),
+        norm_eps=f.number("rms_norm_eps", 1e-6),
+        tie_embeddings=f.flag("tie_word_embeddings", False),
+        attention_bias=f.flag("attention_bias", False),
+        max_position_embeddings=max_positions,
+        bos_token_id=f.token_ids("bos_token_id"),
+        eos_token_id=f.token_ids("eos_token_id"),
+        pad_token_id=f.token_ids("pad_token_id"),
         extra={"model_type": hf.get("model_type", "llama")},
     )
 

@@ -65,7 +65,3 @@ def export_table(params: dict, table, num_layers: int) -> dict[str, np.ndarray]:
         else:
             out[hf_name] = _from_hf(value, kind)
     return out
-
-
-def table_paths(table) -> set[tuple[str, ...]]:
-    return {path for _, path, _ in table}

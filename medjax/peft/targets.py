@@ -51,4 +51,14 @@ def resolve_targets(model, targets) -> list[tuple]:
                              f"groups: {', '.join(GROUPS)})")
         for n in hits:
             chosen[n] = layers[n]
+    normalised = [n for n, path in chosen.items() if getattr(_module_at(model, path), "normalize_kernel", False)]
+    if normalised:  # Baichuan2's NormHead: a low-rank update of a normalised kernel has no merged form
+        raise ValueError(f"peft.targets: {', '.join(normalised)} normalises its kernel (Baichuan2's NormHead); "
+                         "an adapter there could not be merged or exported: leave it out of peft.targets")
     return [chosen[n] for n in sorted(chosen)]
+
+
+def _module_at(model, path: tuple):
+    for name in path:
+        model = getattr(model, name) if isinstance(name, str) else model[name]
+    return model
