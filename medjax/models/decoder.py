@@ -1,4 +1,4 @@
-"""The pre-norm decoder shared by LLaMA, GLM and GLM-4: config flags choose the differences.
+"""The pre-norm decoder shared by LLaMA, Mistral, GLM, GLM-4 and Baichuan: config flags choose the differences.
 
 Layers are created stacked (one leading `layers` axis on every parameter) and run under
 `jax.lax.scan`, so compile time does not grow with depth; `config.remat` picks what the backward
@@ -11,8 +11,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from medjax.models.config import ModelConfig
-from medjax.models.layers import (Embed, Linear, RMSNorm, apply_rope, attention_mask, dot_product_attention,
-                                  rope_cos_sin, rope_inv_freq)
+from medjax.models.head import output_head
+from medjax.models.layers import (Embed, Linear, RMSNorm, alibi_slopes, apply_rope, attention_mask,
+                                  dot_product_attention, key_distance, rope_cos_sin, rope_inv_freq,
+                                  sliding_window_mask)
 from medjax.parallel.rules import constrain
 
 _REMAT_POLICIES = {
@@ -33,20 +35,22 @@ class Attention(nnx.Module):
         self.o = Linear(cfg.num_heads * hd, d, axes=("q_heads", "embed"), **kw)
         self.rope_interleaved = cfg.rope_interleaved
 
-    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None):
+    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None, alibi=None):
+        """cos / sin are None with ALiBi (`alibi`: see layers.dot_product_attention)."""
         b, t, _ = x_BxTxD.shape
         q_BxTxHxE = self.q(x_BxTxD).reshape(b, t, self.num_heads, self.head_dim)
         k_BxTxKxE = self.k(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
         v_BxTxKxE = self.v(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
-        q_BxTxHxE = apply_rope(q_BxTxHxE, cos, sin, self.rope_interleaved)
-        k_BxTxKxE = apply_rope(k_BxTxKxE, cos, sin, self.rope_interleaved)
+        if cos is not None:
+            q_BxTxHxE = apply_rope(q_BxTxHxE, cos, sin, self.rope_interleaved)
+            k_BxTxKxE = apply_rope(k_BxTxKxE, cos, sin, self.rope_interleaved)
         if kv_cache is not None:  # write this step's keys/values into the cache, attend over all of it
             k_cache, v_cache = kv_cache
             k_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(k_cache, k_BxTxKxE.astype(k_cache.dtype), cache_index, 1)
             v_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(v_cache, v_BxTxKxE.astype(v_cache.dtype), cache_index, 1)
             kv_cache = (k_BxTxKxE, v_BxTxKxE)
         out_BxTxHxE = dot_product_attention(q_BxTxHxE, k_BxTxKxE.astype(q_BxTxHxE.dtype),
-                                            v_BxTxKxE.astype(q_BxTxHxE.dtype), mask)
+                                            v_BxTxKxE.astype(q_BxTxHxE.dtype), mask, alibi)
         return self.o(out_BxTxHxE.reshape(b, t, -1)), kv_cache
 
 
@@ -77,8 +81,8 @@ class Block(nnx.Module):
             self.post_mlp_norm = RMSNorm(cfg.hidden_size, **norm)
         self.post_norms = cfg.post_norms
 
-    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None):
-        h, kv_cache = self.attn(self.attn_norm(x_BxTxD), cos, sin, mask, kv_cache, cache_index)
+    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None, alibi=None):
+        h, kv_cache = self.attn(self.attn_norm(x_BxTxD), cos, sin, mask, kv_cache, cache_index, alibi)
         if self.post_norms:
             h = self.post_attn_norm(h)
         x_BxTxD = x_BxTxD + h
@@ -112,7 +116,8 @@ class DecoderLM(nnx.Module):
                                   param_dtype=cfg.weight_dtype)
         if not cfg.tie_embeddings:
             self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, axes=("embed", "vocab"), fp32_output=True,
-                                  dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+                                  normalize_kernel=cfg.norm_head, dtype=cfg.compute_dtype,
+                                  param_dtype=cfg.weight_dtype, rngs=rngs)
 
     def init_cache(self, batch: int, max_len: int) -> dict:
         return init_cache(self.config, batch, max_len)
@@ -123,8 +128,9 @@ class DecoderLM(nnx.Module):
     def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None, inputs_embeds_BxTxD=None):
         """Returns logits [B, T, V] in fp32, or (logits, new_cache) when `cache` is given.
 
-        `cache` is a dict from `init_cache`: k/v [L, B, S, K, E], segment_ids [B, S] and index (the
-        slot where these T tokens go). `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning).
+        `cache` is a dict from `init_cache`: k/v [L, B, S, K, E], segment_ids [B, S], index (the slot
+        where these T tokens go) and, with a sliding window or ALiBi, positions [B, S] of the cached keys.
+        `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning).
         Segment id 0 is padding; keys of layers.SHARED_SEGMENT are visible to every segment (a soft prompt).
         """
         cfg = self.config
@@ -135,24 +141,33 @@ class DecoderLM(nnx.Module):
             positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         x_BxTxD = self.embed_tokens(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
         x_BxTxD = constrain(x_BxTxD.astype(cfg.compute_dtype), ("batch", "seq", "act_embed"))
-        cos, sin = rope_cos_sin(positions_BxT, rope_inv_freq(cfg.rotary_dim, cfg.rope_theta, cfg.rope_scaling))
+        if cfg.alibi:
+            cos = sin = None
+        else:
+            cos, sin = rope_cos_sin(positions_BxT, rope_inv_freq(cfg.rotary_dim, cfg.rope_theta, cfg.rope_scaling))
+        needs_kv_positions = cfg.sliding_window is not None or cfg.alibi
 
         if cache is None:
             slots_T = jnp.arange(t)
             mask = attention_mask(segment_ids_BxT, segment_ids_BxT, slots_T, slots_T)
-            kv_xs, index = None, None
+            kv_positions_BxS, kv_xs, index = positions_BxT, None, None
         else:
             index = cache["index"]
             kv_segments_BxS = jax.lax.dynamic_update_slice_in_dim(cache["segment_ids"], segment_ids_BxT, index, 1)
             mask = attention_mask(segment_ids_BxT, kv_segments_BxS, index + jnp.arange(t),
                                   jnp.arange(kv_segments_BxS.shape[1]))
             kv_xs = (cache["k"], cache["v"])
+            if needs_kv_positions:  # the window and ALiBi need the positions of the cached keys
+                kv_positions_BxS = jax.lax.dynamic_update_slice_in_dim(cache["positions"], positions_BxT, index, 1)
+        if cfg.sliding_window is not None:
+            mask = mask & sliding_window_mask(positions_BxT, kv_positions_BxS, cfg.sliding_window)
+        alibi = (alibi_slopes(cfg.num_heads), key_distance(positions_BxT, kv_positions_BxS)) if cfg.alibi else None
 
         graphdef, layer_state = nnx.split(self.layers)
 
         def body(x_BxTxD, xs):
             state, kv = xs
-            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, cos, sin, mask, kv, index)
+            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, cos, sin, mask, kv, index, alibi)
             return x_BxTxD, kv
 
         if cfg.remat != "none":
@@ -161,20 +176,20 @@ class DecoderLM(nnx.Module):
         # overlaps more (bench50m step ~8% faster than unroll=1, ~4% faster than a full unroll)
         x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs), unroll=2)
 
-        x_BxTxD = self.final_norm(x_BxTxD)
-        if cfg.tie_embeddings:
-            logits = self.embed.attend(x_BxTxD)
-        else:
-            logits = self.lm_head(x_BxTxD).astype(jnp.float32)
-        logits = constrain(logits, ("batch", "seq", "act_vocab"))
+        logits = output_head(self, self.final_norm(x_BxTxD))  # hidden states under head.hidden_states_only
         if cache is None:
             return logits
         new_cache = dict(k=new_kv[0], v=new_kv[1], segment_ids=kv_segments_BxS, index=index + t)
+        if needs_kv_positions:
+            new_cache["positions"] = kv_positions_BxS
         return logits, new_cache
 
 
 def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=None) -> dict:
     shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
     dtype = dtype or cfg.compute_dtype
-    return dict(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
-                segment_ids=jnp.zeros((batch, max_len), jnp.int32), index=jnp.zeros((), jnp.int32))
+    cache = dict(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype),
+                 segment_ids=jnp.zeros((batch, max_len), jnp.int32), index=jnp.zeros((), jnp.int32))
+    if cfg.sliding_window is not None or cfg.alibi:  # token positions of the cached keys
+        cache["positions"] = jnp.zeros((batch, max_len), jnp.int32)
+    return cache

@@ -40,8 +40,10 @@ import numpy as np
 from flax import nnx
 
 from medjax.models.config import ModelConfig
+from medjax.models.head import output_head
+from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
 from medjax.models.layers import (SHARED_SEGMENT, Embed, Linear, apply_rope, dot_product_attention,
-                                  rope_inv_freq)
+                                  positions_from_segments, rope_inv_freq)
 from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
 from medjax.parallel.rules import constrain
 
@@ -55,16 +57,24 @@ GLM10B_TOKEN_STRINGS = {"mask_token_id": "[MASK]", "smask_token_id": "[sMASK]", 
 
 # -- config ---------------------------------------------------------------------------------------
 
-def _required(hf: dict, key: str, source: str, why: str):
-    if hf.get(key) is None:
-        raise KeyError(f"{source}: config.json lacks required field {key!r} ({why})")
-    return hf[key]
+# fields of THUDM's ChatGLM-6B / GLM-10B code whose other values change the network: (field, the values we
+# implement, why). The rest are read below, dropout rates (see models/hf_config_fields.py), or bookkeeping
+# (GLM-10B's output_predict, parallel_output, pool_token, checkpoint_activations).
+_REFUSED = {
+    "chatglm": (("position_encoding_2d", (True,), "ChatGLM-6B uses 2D rotary"),
+                ("quantization_bit", (0, None), "quantised weights: load the plain checkpoint"),
+                ("pre_seq_len", (None,), "P-tuning v2 prefixes: load the plain checkpoint")),
+    "glm": (("relative_encoding", (False,), "GLM-10B uses learned absolute positions"),
+            ("attention_scale", (1.0,), "attention scores are q.k / sqrt(head dim)"),
+            ("spell_length", (None,), "P-tuning (spell) prompts: load the plain checkpoint")),
+}
 
 
-def _glm10b_special_ids(hf: dict, source: str) -> dict:
+def _glm10b_special_ids(f: ConfigFields) -> dict:
     """GLM-10B's published config.json has no special-token ids: take the ones it lacks from the
-    tokenizer files beside it (`source` is the config.json path), looked up by their strings."""
-    special = {k: hf.get(k) for k in SPECIAL_KEYS}
+    tokenizer files beside it (`f.source` is the config.json path), looked up by their strings."""
+    source = f.source
+    special = {k: f.integer(k, None, minimum=0, null=None) for k in SPECIAL_KEYS}
     lacking = [k for k in SPECIAL_KEYS if special[k] is None]
     if not lacking:
         return special
@@ -83,44 +93,38 @@ def _glm10b_special_ids(hf: dict, source: str) -> dict:
 
 def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
     flavour = "chatglm" if hf.get("model_type") == "chatglm" else "glm"
-    why = "ChatGLM-6B layout" if flavour == "chatglm" else "GLM-10B layout"
-    need = lambda key: _required(hf, key, source, why)  # noqa: E731
-    hidden, heads, layers = need("hidden_size"), need("num_attention_heads"), need("num_layers")
+    f = ConfigFields(hf, source, "ChatGLM-6B layout" if flavour == "chatglm" else "GLM-10B layout")
+    for key, supported, why in _REFUSED[flavour]:
+        f.refuse(key, supported, why)
+    refuse_quantized(f)
+    hidden, heads, layers = f.integer("hidden_size"), f.integer("num_attention_heads"), f.integer("num_layers")
+    f.divides("hidden_size", hidden, "num_attention_heads", heads)  # head dim = hidden_size // heads
+    token = lambda key: f.integer(key, minimum=0)  # noqa: E731 -- a required token id
     if flavour == "chatglm":
-        if not hf.get("position_encoding_2d", True):
-            raise ValueError(f"{source}: position_encoding_2d=false is not supported (ChatGLM-6B uses 2D rotary)")
-        for key in ("pre_seq_len", "quantization_bit"):
-            if hf.get(key):
-                raise ValueError(f"{source}: {key}={hf[key]!r} is not supported (P-tuning prefixes / quantised "
-                                 "weights: load the plain checkpoint)")
-        special = {"mask_token_id": need("mask_token_id"), "gmask_token_id": need("gmask_token_id"),
-                   "smask_token_id": hf.get("smask_token_id"), "sop_token_id": need("bos_token_id"),
-                   "eop_token_id": need("eos_token_id")}
-        inner, tie, activation = need("inner_hidden_size"), False, "gelu_tanh"
+        special = {"mask_token_id": token("mask_token_id"), "gmask_token_id": token("gmask_token_id"),
+                   "smask_token_id": f.integer("smask_token_id", None, minimum=0, null=None),
+                   "sop_token_id": token("bos_token_id"), "eop_token_id": token("eos_token_id")}
+        inner, tie, activation = f.integer("inner_hidden_size"), False, "gelu_tanh"
     else:
-        if not hf.get("block_position_encoding", False):
-            raise ValueError(f"{source}: block_position_encoding must be true (GLM-10B uses 2D position embeddings)")
-        if hf.get("relative_encoding"):
-            raise ValueError(f"{source}: relative_encoding=true is not supported")
-        if float(hf.get("attention_scale", 1.0)) != 1.0:
-            raise ValueError(f"{source}: attention_scale={hf['attention_scale']!r} is not supported (expected 1.0)")
-        special = _glm10b_special_ids(hf, source)
+        if not f.flag("block_position_encoding"):  # the flag we read GLM-10B's position tables from
+            raise f.error("block_position_encoding", "is not supported: GLM-10B uses 2D position embeddings")
+        special = _glm10b_special_ids(f)
         inner, tie, activation = 4 * hidden, True, "gelu"
     return ModelConfig(
         family="glm_v1",
-        vocab_size=need("vocab_size"),
+        vocab_size=f.integer("vocab_size"),
         hidden_size=hidden,
         intermediate_size=inner,
         num_layers=layers,
         num_heads=heads,
         num_kv_heads=heads,
-        norm_eps=hf.get("layernorm_epsilon", 1e-5),
+        norm_eps=f.number("layernorm_epsilon", 1e-5),
         tie_embeddings=tie,
         attention_bias=True,
-        max_position_embeddings=need("max_sequence_length"),
+        max_position_embeddings=f.integer("max_sequence_length"),
         bos_token_id=special["sop_token_id"],
         eos_token_id=special["eop_token_id"],
-        pad_token_id=hf.get("pad_token_id"),
+        pad_token_id=f.token_ids("pad_token_id"),
         extra={"model_type": hf["model_type"], "flavour": flavour, "activation": activation, **special},
     )
 
@@ -214,12 +218,6 @@ def glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, special: dict):
     position = jnp.where(part_a | ~real, positions_BxT, span_pos)
     block = jnp.where(part_a | ~real, 0, idx_T - last_sop + 1)
     return position.astype(jnp.int32), block.astype(jnp.int32), part_a
-
-
-def positions_from_segments(segment_ids_BxT):
-    starts = jnp.concatenate([jnp.ones_like(segment_ids_BxT[:, :1], bool),
-                              segment_ids_BxT[:, 1:] != segment_ids_BxT[:, :-1]], axis=1)
-    return _segment_cumsum(jnp.ones_like(segment_ids_BxT), starts) - 1
 
 
 def prefix_lm_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S, kv_prefix_BxS):
@@ -446,9 +444,7 @@ class GLMv1LM(nnx.Module):
 
             body = jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
         x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs))
-        x_BxTxD = self.final_norm(x_BxTxD)
-        logits = self.embed.attend(x_BxTxD) if cfg.tie_embeddings else self.lm_head(x_BxTxD).astype(jnp.float32)
-        logits = constrain(logits, ("batch", "seq", "act_vocab"))
+        logits = output_head(self, self.final_norm(x_BxTxD))  # hidden states under head.hidden_states_only
         if cache is None:
             return logits
         last_block, last_position = block[:, -1], position[:, -1]

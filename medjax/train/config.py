@@ -5,10 +5,13 @@ the wrong type before anything runs; `validate` checks the values.
 """
 from __future__ import annotations
 
+import importlib.util
+import os
+
 import ml_collections
 from ml_collections import config_dict
 
-from medjax.data.config import data_config
+from medjax.data.config import KINDS, data_config
 from medjax.peft.config import PeftSettings, peft_section
 
 # stage name -> (data kind, objective) when the stage section does not say
@@ -24,7 +27,7 @@ def model_section() -> ml_collections.ConfigDict:
     m = ml_collections.ConfigDict()
     m.init = "scratch"  # scratch | hf:DIR | ckpt:DIR
     m.tokenizer = config_dict.placeholder(str)  # tokenizer path; default: the init spec's, else the embedded one
-    m.preset = "tiny"  # shape of a scratch model (configs/model_presets.py)
+    m.preset = "tiny"  # shape of a scratch model (medjax/models/presets.py)
     m.dtype = "float32"  # compute dtype (bfloat16 on TPU/GPU)
     m.param_dtype = "float32"  # master weights
     m.remat = "none"  # none | full | dots | dots_no_batch
@@ -36,6 +39,8 @@ def train_section() -> ml_collections.ConfigDict:
     t.steps = 100
     t.batch_size = 8  # sequences per optimizer step (all micro-batches together)
     t.grad_accum = 1  # micro-batches per step
+    # tokens per LM-head chunk (train/chunked_loss.py): None = 1024 above a 64k vocabulary, else all; 0 = all
+    t.loss_chunk = config_dict.placeholder(int)
     t.seq_len = 256
     t.lr = 3e-4
     t.warmup_steps = 10
@@ -67,7 +72,7 @@ def stage_section(name: str, data=None, with_data: bool = True) -> ml_collection
     """A stage's own keys. Single-stage configs keep their data at `config.data` (with_data=False)."""
     kind, objective = STAGE_DEFAULTS.get(name, ("sft", "lm"))
     s = ml_collections.ConfigDict()
-    s.kind = kind  # lm | sft | pref
+    s.kind = kind  # one of medjax.data.config.KINDS
     s.objective = objective
     s.parent = config_dict.placeholder(str)  # stage whose final weights this one starts from
     s.steps = config_dict.placeholder(int)  # None: train.steps
@@ -109,6 +114,27 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
     return c
 
 
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+    """`get_config()` of a config file, loaded by its path (as ml_collections' --config flag does), so
+    neither the working directory nor sys.path matters."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such config file")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(f"medjax_config_{stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "get_config", None)):
+        raise ValueError(f"{path}: defines no get_config()")
+    return module.get_config()
+
+
+def parent_config(config_file: str, parent: str) -> ml_collections.ConfigDict:
+    """The config that a config file builds on: `parent` is a path relative to the directory of
+    `config_file` (the calling config's `__file__`). Config files build on each other only this way,
+    never by `import configs.x`, which needs the repository root on sys.path."""
+    return load_config_file(os.path.join(os.path.dirname(os.path.abspath(config_file)), parent))
+
+
 class ConfigError(ValueError):
     pass
 
@@ -123,7 +149,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(stages, "stages", "names no stage")
     for s in stages:
         need(s in c, "stages", f"stage {s!r} has no section config.{s}")
-        need(c[s].kind in ("lm", "sft", "pref"), f"{s}.kind", f"{c[s].kind!r} is not lm, sft or pref")
+        need(c[s].kind in KINDS, f"{s}.kind", f"{c[s].kind!r} is not one of {', '.join(KINDS)}")
         need((c[s].kind == "pref") == (c[s].objective == "preference"), f"{s}.objective",
              f"{c[s].objective!r}: kind 'pref' trains with objective 'preference' and only it")
         if c[s].kind == "pref":
@@ -131,6 +157,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     t = c.train
     need(t.steps > 0, "train.steps", "must be positive")
     need(t.batch_size > 0, "train.batch_size", "must be positive")
+    need(t.get("loss_chunk") is None or t.loss_chunk >= 0, "train.loss_chunk",
+         f"{t.get('loss_chunk')} is negative (None: by vocabulary size, 0: no chunking)")
     need(t.grad_accum > 0 and t.batch_size % t.grad_accum == 0, "train.grad_accum",
          f"must divide train.batch_size ({t.batch_size})")
     need(t.seq_len >= 8, "train.seq_len", "must be at least 8")

@@ -1,16 +1,17 @@
 """Where a stage's starting weights and tokenizer come from: scratch, hf:DIR, ckpt:DIR or its parent stage."""
 from __future__ import annotations
 
+import json
 import os
 
 import jax
 from flax import nnx
 
 from medjax.checkpoint.hf_model import abstract_model, load_hf_model
+from medjax.checkpoint.manager import CheckpointError
 from medjax.checkpoint.params_io import load_params_model, tokenizer_dir
 from medjax.data.tokenizer import has_tokenizer, load_tokenizer
-from medjax.models.config import ModelConfig
-from medjax.models.presets import preset
+from medjax.models.presets import scratch_config
 from medjax.models.registry import family_module
 from medjax.parallel.mesh import place, state_shardings
 from medjax.peft.config import PeftSettings
@@ -23,15 +24,10 @@ def default_tokenizer_path() -> str:
     return default_paths()["tokenizer"]
 
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
 def scratch_model(model_cfg, tokenizer, seed: int, mesh):
-    """A randomly initialised LLaMA-style model of `model.preset`, created directly with its shardings."""
-    cfg = ModelConfig(family="llama", vocab_size=_round_up(tokenizer.vocab_size, 64), dtype=model_cfg.dtype,
-                      param_dtype=model_cfg.param_dtype, remat=model_cfg.remat, bos_token_id=tokenizer.bos_id,
-                      eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id, **preset(model_cfg.preset))
+    """A randomly initialised model of `model.preset` (models/presets.py), created directly with its shardings."""
+    cfg = scratch_config(model_cfg.preset, tokenizer, dtype=model_cfg.dtype, param_dtype=model_cfg.param_dtype,
+                         remat=model_cfg.remat)
     module = family_module(cfg.family)
     graphdef, abstract_state = nnx.split(abstract_model(cfg))
     shardings = state_shardings(abstract_state, mesh)
@@ -72,9 +68,35 @@ def initial_model(c, seed: int, mesh, parent_spec: str | None = None):
     return nnx.merge(graphdef, state), tokenizer, str(spec)
 
 
-def finished_stage_spec(stage_dir: str) -> str | None:
-    """ckpt: spec of a stage directory that holds at least one checkpoint, else None."""
+def finished_stage_spec(stage_dir: str, next_stage: str | None = None) -> str | None:
+    """ckpt: spec of a stage directory whose training reached its configured steps (lineage.json's
+    config), None when the stage never ran. A stage that stopped part-way is an error: starting the next
+    stage from a partial checkpoint must be asked for explicitly (the message says how)."""
     ckpts = os.path.join(stage_dir, "checkpoints")
-    if os.path.isdir(ckpts) and any(d.isdigit() for d in os.listdir(ckpts)):
+    steps = sorted(int(d) for d in os.listdir(ckpts) if d.isdigit()) if os.path.isdir(ckpts) else []
+    lineage_path = os.path.join(stage_dir, "lineage.json")
+    if not steps and not os.path.exists(lineage_path):
+        return None
+    configured = _configured_steps(stage_dir, lineage_path)
+    if steps and steps[-1] >= configured:
         return "ckpt:" + stage_dir
-    return None
+    stage = os.path.basename(stage_dir)
+    where = (f"stopped at step {steps[-1]} of its {configured} configured steps (latest checkpoint "
+             f"{os.path.join(ckpts, str(steps[-1]))})" if steps else
+             f"stopped before its first checkpoint (of {configured} configured steps)")
+    start_anyway = (f"; or start {next_stage!r} from it on purpose: --config.{next_stage}.parent= "
+                    f"--config.model.init=ckpt:{stage_dir}" if next_stage and steps else "")
+    raise CheckpointError(f"parent stage {stage!r} ({stage_dir}) {where}. Finish it first (run its stage "
+                          f"again: --config.stages={stage}, or the whole pipeline){start_anyway}")
+
+
+def _configured_steps(stage_dir: str, lineage_path: str) -> int:
+    """The steps the stage was last run with, from the config its lineage.json records."""
+    stage = os.path.basename(stage_dir)
+    try:
+        with open(lineage_path) as f:
+            config = json.load(f)["config"]
+        return int(config[stage].get("steps") or config["train"]["steps"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{lineage_path}: cannot tell how many steps stage {stage!r} was configured for "
+                              f"({type(e).__name__}: {e}); cannot tell whether it finished") from None

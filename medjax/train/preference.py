@@ -2,9 +2,9 @@
 
 A preference row holds one pair (medjax/data/packing.py): segment 1 = prompt + chosen, segment 2 =
 prompt + rejected, loss_mask 1 on response tokens only. `segment_logps` turns the logits of such
-rows into per-response log-prob sums; `preference_loss` turns those into the loss, the pair count
-(the micro-batch weight) and the logged metrics. Everything is computed in fp32 whatever the
-model's compute dtype.
+rows (`segment_sums` their per-token log-probs) into per-response log-prob sums; `preference_loss`
+turns those into the loss, the pair count (the micro-batch weight) and the logged metrics.
+Everything is computed in fp32 whatever the model's compute dtype.
 
 Formulas (pc, pr: policy log-probs of chosen / rejected, summed over response tokens; rc, rr: the
 reference's; |y|: response length; beta, gamma, eps = label smoothing):
@@ -55,7 +55,12 @@ def segment_logps(logits_BxTxV, batch):
     logits = logits_BxTxV.astype(jnp.float32)
     logz_BxT = jax.nn.logsumexp(logits, axis=-1)
     target_logit_BxT = jnp.take_along_axis(logits, batch["targets"][..., None], axis=-1)[..., 0]
-    logp_BxT = (target_logit_BxT - logz_BxT) * batch["loss_mask"].astype(jnp.float32)
+    return segment_sums(target_logit_BxT - logz_BxT, batch)
+
+
+def segment_sums(logp_BxT, batch):
+    """segment_logps from per-token target log-probs [B, T] (e.g. train/chunked_loss.py's, negated)."""
+    logp_BxT = logp_BxT.astype(jnp.float32) * batch["loss_mask"].astype(jnp.float32)
     in_segment_BxTx2 = (batch["segment_ids"][..., None] == jnp.array([1, 2])).astype(jnp.float32)
     counted_BxT = (batch["loss_mask"] > 0).astype(jnp.float32)
     return (jnp.einsum("bt,bts->bs", logp_BxT, in_segment_BxTx2),

@@ -21,7 +21,8 @@ from flax import nnx
 
 from medjax.parallel.mesh import put_batch, replicated, shardings_of
 from medjax.peft.lora import adapters_disabled, lora_modules
-from medjax.train.preference import segment_logps, settings_from_config
+from medjax.train.chunked_loss import token_nll
+from medjax.train.preference import segment_sums, settings_from_config
 
 REFERENCES = ("copy", "base", "precomputed")
 PRECOMPUTED_DIR = "reference_logps"
@@ -46,12 +47,12 @@ def reference_extras(stage_cfg, model) -> dict:
     return extras
 
 
-def _forward_logps(model, batch):
-    logits = model(batch["tokens"], batch["positions"], batch["segment_ids"])
-    return segment_logps(logits, batch)[0]
+def _forward_logps(model, batch, loss_chunk=None):
+    """Per-response log-prob sums [B, 2]; the head runs `loss_chunk` tokens at a time (chunked_loss.py)."""
+    return segment_sums(-token_nll(model, batch, chunk=loss_chunk), batch)[0]
 
 
-def reference_logps(model, batch, extras):
+def reference_logps(model, batch, extras, loss_chunk=None):
     """The reference's per-response log-prob sums [B, 2] for `model`'s batch, or None (ORPO, SimPO)."""
     reference = extras["preference"].reference
     if reference == "none":
@@ -61,10 +62,10 @@ def reference_logps(model, batch, extras):
             raise ValueError(f"reference=precomputed but the batch has no {BATCH_KEY!r}")
         return batch[BATCH_KEY]
     if reference == "copy":
-        logps = _forward_logps(nnx.merge(nnx.graphdef(model), extras["reference_state"]), batch)
+        logps = _forward_logps(nnx.merge(nnx.graphdef(model), extras["reference_state"]), batch, loss_chunk)
     elif reference == "base":
         with adapters_disabled(model):
-            logps = _forward_logps(model, batch)
+            logps = _forward_logps(model, batch, loss_chunk)
     else:
         raise ValueError(f"config.ha.reference={reference!r}: expected one of {REFERENCES}")
     return jax.lax.stop_gradient(logps)

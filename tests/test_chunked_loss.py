@@ -1,0 +1,142 @@
+"""The LM head applied a chunk of tokens at a time (train/chunked_loss.py) gives the loss, the gradients
+and the preference log-probs of the one-pass head; evaluation applies the head only where it scores."""
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from glm_configs import GLM_CONFIGS
+from medjax.models.config import ModelConfig
+from medjax.models.presets import preset
+from medjax.models.registry import family_module
+from medjax.peft.config import PeftSettings
+from medjax.peft.lora import LoRAParam
+from medjax.peft.setup import apply_peft
+from medjax.train.chunked_loss import resolve_chunk
+from medjax.train.objectives import lm_objective, preference_objective
+from medjax.train.preference import PreferenceSettings
+
+VOCAB = 64
+CHUNK = 10  # 5 positions of each of the 2 rows per chunk: T = 12 is not a multiple, the last chunk is padded
+
+
+def _batch(seed=0):
+    """Two rows of 12: two packed documents then padding (segment 0), loss_mask 0 on some tokens."""
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(3, VOCAB - 16, (2, 12)).astype(np.int32)  # clear of the GLM v1 special ids
+    segments = np.array([[1] * 5 + [2] * 5 + [0] * 2, [1] * 4 + [2] * 7 + [0]], np.int32)
+    positions = np.zeros_like(segments)
+    for r in range(2):
+        for s in (1, 2):
+            where = segments[r] == s
+            positions[r, where] = np.arange(where.sum())
+    loss_mask = ((segments > 0) & (rng.random(segments.shape) > 0.25)).astype(np.float32)
+    return {"tokens": tokens, "targets": np.roll(tokens, -1, 1), "loss_mask": loss_mask, "segment_ids": segments,
+            "positions": positions}
+
+
+def _randomised_adapters(model):
+    """LoRA's B starts at zero; random values make the adapters (and their gradients) matter."""
+    state = nnx.state(model, LoRAParam)
+    keys = iter(jax.random.split(jax.random.key(1), len(jax.tree.leaves(state))))
+    nnx.update(model, jax.tree.map(lambda x: 0.05 * jax.random.normal(next(keys), x.shape, x.dtype), state))
+    return model
+
+
+def _llama_tied_prompt_tuned():
+    cfg = ModelConfig(family="llama", vocab_size=VOCAB, **preset("test"))
+    return apply_peft(family_module("llama").build(cfg, nnx.Rngs(0)), PeftSettings(method="prompt",
+                                                                                     num_virtual_tokens=3))
+
+
+def _glm4_lora_head():
+    cfg = GLM_CONFIGS["glm4"]()
+    assert not cfg.tie_embeddings
+    model = family_module(cfg.family).build(cfg, nnx.Rngs(0))
+    return _randomised_adapters(apply_peft(model, PeftSettings(method="lora", rank=2, targets="q,lm_head,embed")))
+
+
+def _chatglm6b():
+    cfg = GLM_CONFIGS["chatglm6b"]()
+    return family_module(cfg.family).build(cfg, nnx.Rngs(0))
+
+
+MODELS = {"llama_tied_prompt": _llama_tied_prompt_tuned, "glm4_lora_head_and_embed": _glm4_lora_head,
+          "chatglm6b": _chatglm6b}
+
+
+def _loss_and_grads(model, objective, batch, extras, chunk):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    fn = jax.value_and_grad(lambda p: objective(nnx.merge(graphdef, p, rest), batch, extras, loss_chunk=chunk)[0])
+    return jax.jit(fn)(params)
+
+
+def _assert_same(a, b):
+    (loss_a, grads_a), (loss_b, grads_b) = a, b
+    np.testing.assert_allclose(loss_a, loss_b, rtol=0, atol=1e-6)
+    for (path, ga), gb in zip(jax.tree.leaves_with_path(grads_a), jax.tree.leaves(grads_b)):
+        np.testing.assert_allclose(ga, gb, rtol=0, atol=1e-6, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_chunked_lm_loss_and_gradients_equal_the_one_pass_head(name):
+    model, batch = MODELS[name](), _batch()
+    one_pass = _loss_and_grads(model, lm_objective, batch, {}, 0)
+    chunked = _loss_and_grads(model, lm_objective, batch, {}, CHUNK)
+    _assert_same(chunked, one_pass)
+    assert float(one_pass[0]) > 1.0  # a real loss, not a masked-out zero
+
+
+def test_chunked_preference_log_probs_equal_the_one_pass_head():
+    """DPO with a frozen copy as reference: policy and reference log-probs both go through the chunks."""
+    model = _chatglm6b()
+    batch = _batch(1)
+    extras = {"preference": PreferenceSettings(loss="dpo", reference="copy", beta=0.5),
+              "reference_state": jax.tree.map(lambda x: x * 1.01, nnx.state(model))}
+    _assert_same(_loss_and_grads(model, preference_objective, batch, extras, CHUNK),
+                 _loss_and_grads(model, preference_objective, batch, extras, 0))
+
+
+def test_chunk_size_by_vocabulary_config_key_and_bad_values():
+    from medjax.train.config import ConfigError, load_config_file, validate
+    from medjax.train.objectives import get_objective
+
+    c = load_config_file(os.path.join(os.path.dirname(__file__), "..", "configs", "cp_ift.py"))
+    assert c.train.loss_chunk is None  # by vocabulary
+    assert get_objective("lm", 256).keywords == {"loss_chunk": 256}
+    c.train.loss_chunk = -1
+    with pytest.raises(ConfigError, match="train.loss_chunk"):
+        validate(c)
+    assert resolve_chunk(None, 32000, 4096) == 4096  # small vocabularies keep the one-pass head
+    assert resolve_chunk(None, 151552, 4096) == 1024
+    assert resolve_chunk(0, 151552, 4096) == 4096
+    assert resolve_chunk(8192, 151552, 4096) == 4096
+    with pytest.raises(ValueError, match="train.loss_chunk=-1"):
+        resolve_chunk(-1, 32000, 4096)
+
+
+def test_eval_head_only_at_scored_positions_equals_full_logits():
+    """target_logprobs' compiled path (hidden states gathered, then the head) against the numpy
+    computation on the full [B, T, V] logits, on a prompt-tuned tied model and an untied LoRA'd one."""
+    from medjax.eval.target_logprobs import _from_logits, make_forward
+
+    rng = np.random.default_rng(2)
+    tokens = rng.integers(3, VOCAB - 16, (2, 12)).astype(np.int32)
+    positions = np.array([[3, 7, 11, 0], [0, 1, 2, 5]], np.int32)
+    candidates = rng.integers(0, VOCAB, (2, 4, 8)).astype(np.int32)
+    for build in (_llama_tied_prompt_tuned, _glm4_lora_head):
+        model = build()
+
+        class LM:
+            pass
+
+        lm = LM()
+        lm.model = model
+        logprobs, argmax = make_forward(lm)(tokens, positions, candidates)
+        full = np.asarray(jax.jit(lambda t: model(t))(jnp.asarray(tokens)))  # today's method: every position
+        want_logprobs, want_argmax = _from_logits(full, positions, candidates)
+        np.testing.assert_allclose(logprobs, want_logprobs, atol=2e-5)
+        np.testing.assert_array_equal(argmax, want_argmax)
