@@ -6,25 +6,14 @@ overrides it runs the embedded default (a small LLaMA-style model, the project's
 medical corpus, instructions and preference pairs) on a laptop CPU in minutes, ending with a
 benchmark table. On real data: override `model.init` and each stage's `data.train`.
 """
-import importlib.util
-import os
-
 from medjax.assets import default_paths
 from medjax.data.config import data_config
-from medjax.train.config import stage_section
-
-
-def _cp_ift_config():
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cp_ift.py")
-    spec = importlib.util.spec_from_file_location("medjax_configs_cp_ift", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+from medjax.train.config import parent_config, stage_section
 
 
 def get_config():
     paths = default_paths()
-    c = _cp_ift_config()
+    c = parent_config(__file__, "cp_ift.py")
     c.stages = "cp,ift,ha"
     c.workdir = "runs/cp_ift_ha"
     c.ha = stage_section("ha", data_config(train=paths["pref_train"], eval=paths["pref_eval"]))

@@ -3,11 +3,11 @@
 python -m medjax.main --config=configs/ift_lora.py --config.model.init=hf:/models/llama-2-7b
 The embedded default trains a scratch `tiny` model on the bundled medical dialogues in about a minute.
 """
-from configs.ift import get_config as ift_config
+from medjax.train.config import parent_config
 
 
 def get_config():
-    c = ift_config()
+    c = parent_config(__file__, "ift.py")
     c.workdir = "runs/ift_lora"
     c.peft.method = "lora"
     c.peft.rank = 8

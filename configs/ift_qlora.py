@@ -4,11 +4,11 @@ in each layer's forward pass; LoRA adapters on top. --config.peft.quant=int8 sto
 python -m medjax.main --config=configs/ift_qlora.py --config.model.init=hf:/models/llama-2-13b \
     --config.model.dtype=bfloat16
 """
-from configs.ift_lora import get_config as lora_config
+from medjax.train.config import parent_config
 
 
 def get_config():
-    c = lora_config()
+    c = parent_config(__file__, "ift_lora.py")
     c.workdir = "runs/ift_qlora"
     c.peft.method = "qlora"
     c.peft.quant = "nf4"

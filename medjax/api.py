@@ -13,17 +13,8 @@ from medjax.checkpoint.params_io import load_params_model, save_params, tokenize
 from medjax.checkpoint.safetensors_shards import DEFAULT_MAX_SHARD_SIZE, export_dtype
 from medjax.data.tokenizer import Tokenizer, has_tokenizer, load_tokenizer
 from medjax.infer.generate import generate as _generate
+from medjax.models.layers import positions_from_segments
 from medjax.specs import parse_spec, resolve_hf_path
-
-
-def positions_from_segments(segment_ids_BxT: np.ndarray) -> np.ndarray:
-    """Per-token positions that restart at 0 at each new segment of a row."""
-    seg = np.asarray(segment_ids_BxT)
-    starts = np.ones_like(seg, dtype=bool)
-    starts[:, 1:] = seg[:, 1:] != seg[:, :-1]
-    idx = np.broadcast_to(np.arange(seg.shape[1]), seg.shape)
-    last_start = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)
-    return (idx - last_start).astype(np.int32)
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))

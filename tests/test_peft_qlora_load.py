@@ -58,7 +58,7 @@ def test_qlora_from_hf_quantises_host_weights_one_layer_at_a_time(hf_dir, monkey
                 if path[0] == "layers"}
 
     seen = quantise_inputs(monkeypatch)
-    model, _, _ = prepare_trainable(qlora_config(f"hf:{hf_dir}", quant), "ift", model, "")
+    model, _ = prepare_trainable(qlora_config(f"hf:{hf_dir}", quant), model)
     # 7 decoder kernels per stack, each sent as its 2 layers one by one, none as a whole stack
     assert len(seen) == 7 * 2 and all(len(shape) == 2 and not on_device for shape, on_device in seen), seen
     quantised = {tuple(path): m for path, m in nnx.iter_modules(model) if isinstance(m, QuantizedLinear)}

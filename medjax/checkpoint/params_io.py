@@ -21,7 +21,6 @@ from medjax.models.config import ModelConfig
 MODEL_CONFIG = "model_config.json"
 PARAMS = "params"
 TOKENIZER = "tokenizer"
-PEFT_CONFIG = "peft_config.json"
 
 
 def save_params(directory: str, model, tokenizer=None, peft=None) -> None:

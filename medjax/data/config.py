@@ -7,6 +7,10 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+# What a stage's batches hold (a stage's `kind`): lm = packed documents, loss on every token; sft =
+# chat records, loss on responses; pref = one preference pair per row (medjax/data/encode.py).
+KINDS = ("lm", "sft", "pref")
+
 
 def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict:  # noqa: A002
     """All data keys with their defaults; keyword arguments override any of them."""

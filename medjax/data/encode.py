@@ -12,9 +12,8 @@ import dataclasses
 import numpy as np
 
 from medjax.data import templates
+from medjax.data.config import KINDS
 from medjax.data.records import DataError, Record
-
-KINDS = ("lm", "sft", "pref")
 
 
 @dataclasses.dataclass(frozen=True)

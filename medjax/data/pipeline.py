@@ -23,6 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from medjax.data import templates
+from medjax.data.config import KINDS
 from medjax.data.encode import Document, EncodeOptions, Pair, encode_record
 from medjax.data.formats import FORMATS, to_record
 from medjax.data.glm_blank_infilling import BlankTokens, Infilling, InfillingSettings
@@ -33,15 +34,15 @@ from medjax.data.readers import TEXT_UNITS, read_rows
 from medjax.data.records import DataError, Record
 from medjax.data.streams import StreamedRecords
 
-_SHAPES_FOR_KIND = {"lm": ("text", "chat"), "sft": ("chat",), "pref": ("pref",)}
+_SHAPES_FOR_KIND = {"lm": ("text", "chat"), "sft": ("chat",), "pref": ("pref",)}  # record shapes per kind
 STATE_VERSION = 1
 
 
 # -- loading -----------------------------------------------------------------------------------
 def iter_source(spec: SourceSpec, cfg, kind: str, counts: collections.Counter) -> Iterator[Record]:
     """The records of one source, converted and checked against the kind of training, lazily."""
-    if kind not in _SHAPES_FOR_KIND:
-        raise ValueError(f"unknown data kind {kind!r}; expected one of {tuple(_SHAPES_FOR_KIND)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
     fmt = spec.format or cfg.format
     n = 0
     for row, origin in read_rows(spec.path, text_unit=spec.text_unit or cfg.text_unit,
@@ -266,8 +267,8 @@ def check_config(cfg, kind: str, seq_len: int, batch_size: int) -> None:
     for key, allowed in choices.items():
         if cfg[key] not in allowed:
             raise ValueError(f"data.{key}={cfg[key]!r}: expected one of {allowed}")
-    if kind not in _SHAPES_FOR_KIND:
-        raise ValueError(f"unknown data kind {kind!r}; expected one of {tuple(_SHAPES_FOR_KIND)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
     if seq_len < 2 or batch_size < 1:
         raise ValueError(f"seq_len must be >= 2 and batch_size >= 1, got {seq_len} and {batch_size}")
     if not 0 <= float(cfg.eval_fraction) < 1:

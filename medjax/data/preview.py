@@ -80,7 +80,8 @@ def _family_of(directory: str) -> str:
             model_type = json.load(f).get("model_type", "llama")
     except OSError:
         return "llama"
-    return {"chatglm": "glm", "glm": "glm", "glm4": "glm4"}.get(model_type, "llama")
+    return {"chatglm": "glm", "glm": "glm", "glm4": "glm4", "mistral": "mistral",
+            "qwen2": "qwen2", "baichuan": "baichuan"}.get(model_type, "llama")
 
 
 def blank_tokens_for(config, data_cfg):
@@ -134,13 +135,15 @@ def _define_flags():
     from absl import flags
     from ml_collections import config_flags
 
+    from medjax.data.config import KINDS
+
     config_flags.DEFINE_config_file("config", None, "medjax config file", lock_config=False)
     flags.DEFINE_integer("num", 4, "rows to show")
     flags.DEFINE_string("dump", None, "write the rows' arrays to this .npz")
     flags.DEFINE_string("stage", None, "stage of a multi-stage config (default: the first in config.stages)")
     flags.DEFINE_string("tokenizer", None, "tokenizer path (default: the one the run would use)")
     flags.DEFINE_string("model_family", None, "model family for the default chat template (default: the model's)")
-    flags.DEFINE_enum("kind", None, ["lm", "sft", "pref"], "batch kind (default: from the stage)")
+    flags.DEFINE_enum("kind", None, list(KINDS), "batch kind (default: from the stage)")
     flags.DEFINE_integer("seq_len", None, "row length (default: from the config, else 512)")
     flags.mark_flag_as_required("config")
 

@@ -11,7 +11,7 @@ import ml_collections
 
 METHODS = ("none", "lora", "qlora", "prompt")
 FORMATS = ("nf4", "int8")  # qlora base storage (medjax/peft/quantized.py)
-PEFT_CONFIG = "peft_config.json"  # medjax/checkpoint/params_io.py looks for this name
+PEFT_CONFIG = "peft_config.json"  # in a stage / ckpt: directory, next to model_config.json
 
 
 def peft_section() -> ml_collections.ConfigDict:

@@ -1,8 +1,8 @@
-"""Which variables a stage trains, what extra inputs its objective needs, and what it exports.
+"""Which variables a stage trains, and what it exports.
 
 `config.peft.method` picks: none (every nnx.Param trains), lora / qlora (only LoRAParam adapters),
-prompt (only the soft prompt). A PEFT stage writes peft_config.json into its directory so that
-`ckpt:` loading rebuilds the same graph.
+prompt (only the soft prompt). train/stage.py writes the stage's peft_config.json so that `ckpt:`
+loading rebuilds the same graph.
 """
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ from medjax.peft.config import PeftSettings
 from medjax.peft.setup import apply_peft, backbone_of, has_peft, trainable_filter
 
 
-def prepare_trainable(c, stage: str, model, stage_dir: str):
-    """(model, trainable filter, objective extras) for a stage."""
-    del stage
+def prepare_trainable(c, model):
+    """(model, trainable filter) for a stage: the model with the configured PEFT applied."""
     settings = PeftSettings.from_config(c)
     if has_peft(model):  # a PEFT parent stage: its adapters are merged into this stage's base
         model = backbone_of(model)
     if settings.method != "none":
         model = apply_peft(model, settings, seed=c.train.seed)
-        if stage_dir:
-            settings.save(stage_dir)
-    return model, trainable_filter(settings), {}
+    return model, trainable_filter(settings)
 
 
 def exportable_model(model):
