@@ -26,6 +26,7 @@ _DISTRIBUTED_FLAGS = {"coordinator_address": "MEDJAX_COORDINATOR_ADDRESS", "num_
 
 def main(argv):
     del argv
+    from medjax.checkpoint.manager import CheckpointError
     from medjax.parallel.distributed import maybe_initialize
     from medjax.train import preemption
     from medjax.train.config import ConfigError
@@ -43,7 +44,7 @@ def main(argv):
     except preemption.Preempted as e:
         print(f"preempted: {e}; re-run the same command to resume", flush=True)
         sys.exit(0)
-    except (ConfigError, NonFiniteLoss) as e:
+    except (ConfigError, NonFiniteLoss, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
 

@@ -1,11 +1,14 @@
-"""The trainer end to end: exact resume, damaged checkpoints, NaN stops, SIGTERM, config errors, exports."""
+"""The trainer end to end: exact resume after a kill or SIGTERM, damaged checkpoints, a changed model, NaN stops,
+config errors."""
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -16,10 +19,10 @@ TINY = ["--config.model.preset=test", "--config.train.seq_len=64", "--config.tra
         "--config.train.warmup_steps=2", "--config.export_hf=False"]
 
 
-def run_main(workdir, *flags, config="configs/cp.py", check=True, wait=True):
-    cmd = [sys.executable, "-m", "medjax.main", f"--config={config}", f"--workdir={workdir}", *TINY, *flags]
-    if not wait:
-        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run_main(workdir, *flags, config="configs/cp.py", check=True, signal_at=None):
+    """signal_at=("SIGKILL", 6): the run signals itself right after logging step 6 (tests/signal_at_step.py)."""
+    main = ["tests.signal_at_step", *map(str, signal_at)] if signal_at else ["medjax.main"]
+    cmd = [sys.executable, "-m", *main, f"--config={config}", f"--workdir={workdir}", *TINY, *flags]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -31,15 +34,21 @@ def losses(workdir, stage="cp"):
         return {r["step"]: r["loss"] for r in map(json.loads, f) if "loss" in r}
 
 
-def wait_for_checkpoint(workdir, step, proc, timeout=300):
-    path = os.path.join(workdir, "cp", "checkpoints", str(step))
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if os.path.isdir(path) and proc.poll() is None:
-            return path
-        assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.05)
-    raise AssertionError(f"no checkpoint {path} within {timeout}s")
+def logged_steps(workdir, stage="cp"):
+    """Every step of metrics.jsonl in file order: a step logged twice shows up twice."""
+    with open(os.path.join(workdir, stage, "metrics.jsonl")) as f:
+        return [r["step"] for r in map(json.loads, f) if "loss" in r]
+
+
+def checkpoint_steps(workdir, stage="cp"):
+    return sorted(int(d) for d in os.listdir(os.path.join(workdir, stage, "checkpoints")) if d.isdigit())
+
+
+def assert_same_losses(workdir, reference):
+    assert logged_steps(workdir) == sorted(losses(reference))
+    resumed, expected = losses(workdir), losses(reference)
+    for step in expected:
+        assert resumed[step] == pytest.approx(expected[step], abs=1e-6), step
 
 
 @pytest.fixture(scope="module")
@@ -67,24 +76,22 @@ def test_uninterrupted_run_learns_and_writes_the_layout(uninterrupted):
     assert {"step", "loss", "lr", "tokens_per_s"} <= set(records[1])
 
 
-def test_sigkill_then_rerun_resumes_exactly(uninterrupted, tmp_path):
+def test_sigkill_mid_run_then_rerun_resumes_exactly(uninterrupted, tmp_path):
     workdir = str(tmp_path)
-    proc = run_main(workdir, "--config.train.steps=12", "--config.checkpoint.every=4",
-                    "--config.checkpoint.async_save=False", wait=False)
-    wait_for_checkpoint(workdir, 4, proc)
-    time.sleep(0.5)  # let it run past the checkpoint so the kill loses work
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_main(workdir, "--config.train.steps=12", "--config.checkpoint.every=4")
-    resumed, reference = losses(workdir), losses(uninterrupted)
-    assert sorted(resumed) == sorted(reference)
-    for step in reference:
-        assert resumed[step] == pytest.approx(reference[step], abs=1e-6), step
+    os.makedirs(os.path.join(workdir, "cp"))
+    with open(os.path.join(workdir, "cp", "metrics.jsonl"), "w") as f:  # from a run killed before its first checkpoint
+        f.write('{"step": 0, "eval_loss": 9.0}\n{"step": 1, "loss": 9.0}\n')
+    killed = run_main(workdir, "--config.train.steps=12", "--config.checkpoint.every=4",
+                      "--config.checkpoint.async_save=False", signal_at=("SIGKILL", 6), check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert checkpoint_steps(workdir) == [4]  # steps 5 and 6 are lost work
+    out = run_main(workdir, "--config.train.steps=12", "--config.checkpoint.every=4").stdout
+    assert f"resumed from {os.path.join(workdir, 'cp', 'checkpoints', '4')} (step 4)" in out
+    assert "dropping a half-written last line" in out
+    assert_same_losses(workdir, uninterrupted)  # each step once, as if never interrupted
 
 
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(uninterrupted, tmp_path):
-    import shutil
-
     workdir = str(tmp_path / "run")
     shutil.copytree(uninterrupted, workdir)
     latest = os.path.join(workdir, "cp", "checkpoints", "12", "params")
@@ -98,39 +105,52 @@ def test_damaged_latest_checkpoint_falls_back_to_the_previous(uninterrupted, tmp
     np.testing.assert_allclose(losses(workdir)[12], losses(uninterrupted)[12], atol=1e-6)
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_checkpoint(tmp_path):
-    workdir = str(tmp_path)
-    proc = run_main(workdir, "--config.train.steps=6", "--config.checkpoint.every=1", "--config.train.lr=1e30",
-                    "--config.train.warmup_steps=0", "--config.train.clip_norm=0", check=False)
-    assert proc.returncode != 0
-    out = proc.stdout + proc.stderr
-    assert "loss became" in out and "Last good checkpoint" in out
-    import re
+def test_nan_stops_naming_a_checkpoint_that_is_good(tmp_path):
+    import orbax.checkpoint as ocp
 
-    bad_step = int(re.search(r"loss became \S+ at step (\d+)", out).group(1))
-    ckpt_dir = os.path.join(workdir, "cp", "checkpoints")
-    steps = sorted(int(d) for d in os.listdir(ckpt_dir) if d.isdigit())
-    assert steps and max(steps) < bad_step  # nothing was saved from the failing step
-    assert os.path.join(ckpt_dir, str(max(steps))) in out
     import medjax
 
-    medjax.load(f"ckpt:{workdir}/cp")  # the last good checkpoint restores
-
-
-def test_sigterm_checkpoints_and_exits_zero(tmp_path):
     workdir = str(tmp_path)
-    proc = run_main(workdir, "--config.train.steps=400", "--config.checkpoint.every=200", wait=False)
-    metrics = os.path.join(workdir, "cp", "metrics.jsonl")
-    deadline = time.time() + 300
-    while not (os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 3):
-        assert proc.poll() is None and time.time() < deadline, proc.stdout.read()
-        time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, out
-    assert "preempted" in out
-    steps = [int(d) for d in os.listdir(os.path.join(workdir, "cp", "checkpoints")) if d.isdigit()]
-    assert steps and 0 < max(steps) < 400
+    # warmup: step 1's update is 0 (checkpoint 1 = the initial weights); step 2's lr of 5e29 blows the weights up
+    proc = run_main(workdir, "--config.train.steps=6", "--config.checkpoint.every=1", "--config.train.lr=1e30",
+                    "--config.train.clip_norm=0", check=False)
+    assert proc.returncode == 1
+    out = proc.stdout + proc.stderr
+    assert "Last good checkpoint" in out, out[-3000:]
+    named = re.search(r"Last good checkpoint: (\S+?)[;( ]", out).group(1)
+    ckpt_dir = os.path.join(workdir, "cp", "checkpoints")
+    assert named == os.path.join(ckpt_dir, str(max(checkpoint_steps(workdir))))  # ckpt:<stage> loads it
+    lm = medjax.load(f"ckpt:{workdir}/cp")
+    assert np.isfinite(lm.logits(np.arange(1, 17, dtype=np.int32)[None])).all()
+    for d in os.listdir(ckpt_dir):  # no checkpoint written, kept or moved aside, holds a non-finite number
+        params = ocp.PyTreeCheckpointer().restore(os.path.join(ckpt_dir, d, "params"))
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(params)), d
+
+
+def test_sigterm_checkpoints_exits_zero_and_the_rerun_resumes_exactly(uninterrupted, tmp_path):
+    workdir = str(tmp_path)
+    proc = run_main(workdir, "--config.train.steps=12", "--config.checkpoint.every=4", signal_at=("SIGTERM", 6))
+    assert "preempted" in proc.stdout
+    preempted_at = max(checkpoint_steps(workdir))
+    assert 6 <= preempted_at < 12  # the step the processes agreed on, past the regular checkpoint 4
+    out = run_main(workdir, "--config.train.steps=12", "--config.checkpoint.every=4").stdout
+    assert f"resumed from {os.path.join(workdir, 'cp', 'checkpoints', str(preempted_at))}" in out
+    assert_same_losses(workdir, uninterrupted)
+
+
+def test_a_changed_model_is_an_error_that_moves_nothing(uninterrupted, tmp_path):
+    workdir = str(tmp_path / "run")
+    shutil.copytree(uninterrupted, workdir)
+    ckpt_dir = os.path.join(workdir, "cp", "checkpoints")
+    before = sorted(os.listdir(ckpt_dir))
+    config_before = open(os.path.join(workdir, "cp", "model_config.json")).read()
+    proc = run_main(workdir, "--config.train.steps=12", "--config.model.preset=tiny", check=False)
+    assert proc.returncode == 1
+    err = proc.stderr
+    assert re.search(r"params key '\S+': saved shape \(\d+, 32\), configured shape \(\d+, 128\)", err), err[-3000:]
+    assert "model_config.json (" in err and "hidden_size: saved 32, configured 128" in err
+    assert sorted(os.listdir(ckpt_dir)) == before  # no step moved aside as corrupt
+    assert open(os.path.join(workdir, "cp", "model_config.json")).read() == config_before  # still the saved model
 
 
 @pytest.mark.parametrize("flag, message", [

@@ -12,7 +12,8 @@ def _fmt_duration(seconds: float) -> str:
 
 
 class MetricsLog:
-    """Appends one JSON object per logged step; on resume, drops lines past the restored step."""
+    """Appends one JSON object per logged step. A run that starts afresh rewrites the file; a resumed one
+    drops the lines past the restored step (work lost when the run was killed) and a half-written last line."""
 
     def __init__(self, stage_dir: str, stage: str, total_steps: int, enabled: bool = True):
         self.stage, self.total_steps, self.enabled = stage, total_steps, enabled
@@ -25,16 +26,38 @@ class MetricsLog:
         self._start_time = time.time()
         self._start_step = 0
 
+    def start_fresh(self) -> None:
+        """No checkpoint was restored: earlier lines describe work that is lost, so they go."""
+        if self.enabled and os.path.exists(self.path):
+            os.remove(self.path)
+
     def resume_at(self, step: int) -> None:
         """Forget lines logged after `step` (they belong to work lost when the run was killed)."""
         self._start_step = step
         if not (self.enabled and os.path.exists(self.path)):
             return
-        with open(self.path) as f:
-            kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+        kept = [json.dumps(r, sort_keys=True) + "\n" for r in self._read() if r.get("step", 0) <= step]
         with open(self.path + ".tmp", "w") as f:
             f.writelines(kept)
         os.replace(self.path + ".tmp", self.path)
+
+    def _read(self) -> list[dict]:
+        """The records; a last line cut short by a kill is dropped with a warning, any other bad line is an error."""
+        with open(self.path) as f:
+            lines = [(n, line) for n, line in enumerate(f, 1) if line.strip()]
+        records = []
+        for i, (n, line) in enumerate(lines):
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+            except ValueError as e:
+                if i == len(lines) - 1:
+                    print(f"WARNING: {self.path}:{n}: dropping a half-written last line ({e})", flush=True)
+                    break
+                raise ValueError(f"{self.path}:{n}: not a metrics record ({e}); fix or remove the line") from None
+            records.append(record)
+        return records
 
     def write(self, record: dict) -> None:
         if not self.enabled:

@@ -27,12 +27,13 @@ def _write_summary(path: str, summary: dict) -> None:
     os.replace(path + ".tmp", path)
 
 
-def _earlier_stage(workdir: str, stage: str) -> tuple[str | None, dict | None]:
-    """(ckpt: spec, lineage) of a stage that already ran in `workdir`, or (None, None)."""
+def _earlier_stage(workdir: str, stage: str, next_stage: str) -> tuple[str | None, dict | None]:
+    """(ckpt: spec, lineage) of a stage that finished in `workdir`, or (None, None) if it never ran;
+    raises if it stopped part-way."""
     stage_dir = os.path.join(workdir, stage)
-    spec = finished_stage_spec(stage_dir)
+    spec = finished_stage_spec(stage_dir, next_stage)
     if spec is None:
-        print(f"note: parent stage {stage!r} has no checkpoint in {workdir}; starting from config.model.init")
+        print(f"note: parent stage {stage!r} never ran in {workdir}; starting from config.model.init", flush=True)
         return None, None
     with open(os.path.join(stage_dir, "lineage.json")) as f:
         return spec, json.load(f)
@@ -53,13 +54,14 @@ def run(c, workdir: str) -> dict:
     parent_spec, parent_lineage = None, None
     for i, name in enumerate(all_stages):
         if i == 0 and c[name].parent:  # a subset run (--config.stages=ift) starts from its parent's run
-            parent_spec, parent_lineage = _earlier_stage(workdir, c[name].parent)
+            parent_spec, parent_lineage = _earlier_stage(workdir, c[name].parent, name)
         result = run_stage(c, name, workdir, mesh, parent_spec, parent_lineage, is_main)
         summary["stages"][name] = result.summary()
         summary["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
         if is_main:
             _write_summary(summary_path, summary)
-        parent_spec, parent_lineage = _earlier_stage(workdir, name)
+        if i + 1 < len(all_stages):
+            parent_spec, parent_lineage = _earlier_stage(workdir, name, all_stages[i + 1])
     if is_main:
         print_summary(summary, [s for s in all_stages])
     return summary

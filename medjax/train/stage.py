@@ -25,19 +25,18 @@ from medjax.parallel.mesh import (batch_sharding, optimizer_shardings, place, pu
                                   shardings_of, state_shardings)
 from medjax.parallel.distributed import host_copy
 from medjax.parallel.rules import with_activation_sharding
+from medjax.peft.config import PEFT_CONFIG, PeftSettings
 from medjax.train import preemption
 from medjax.train.config import stage_data
 from medjax.train.metrics_log import MetricsLog
 from medjax.train.model_init import initial_model
+from medjax.train.nan_guard import NonFiniteLoss  # noqa: F401 -- main.py catches it from here
+from medjax.train.nan_guard import all_finite, loss_not_finite, weights_not_finite
 from medjax.train.objectives import get_objective
 from medjax.train.optimizer import make_optimizer
 from medjax.train.reference import precompute_reference, reference_extras
 from medjax.train.step import init_state, make_eval_step, make_train_step
 from medjax.train.trainables import exportable_model, prepare_trainable
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
 
 
 @dataclasses.dataclass
@@ -85,12 +84,34 @@ def _check_tokenizer(name: str, tokenizer, model_cfg, parent_lineage: dict | Non
                          f"stage's {parent_lineage['tokenizer_fingerprint']} (config.model.tokenizer changed?)")
 
 
-def _write_stage_files(stage_dir: str, model_cfg, tokenizer, lineage: dict) -> None:
+def _write_stage_files(c, stage_dir: str, model_cfg, tokenizer, lineage: dict) -> None:
+    """After the restore: until then these files describe the model the checkpoints hold."""
     with open(os.path.join(stage_dir, MODEL_CONFIG), "w") as f:
         f.write(model_cfg.to_json())
     tokenizer.save(os.path.join(stage_dir, TOKENIZER))
     with open(os.path.join(stage_dir, "lineage.json"), "w") as f:
         json.dump(lineage, f, indent=2, sort_keys=True, default=str)
+    peft = PeftSettings.from_config(c)
+    if peft.method != "none":
+        peft.save(stage_dir)  # lets ckpt: loading rebuild the adapter graph
+    elif os.path.exists(os.path.join(stage_dir, PEFT_CONFIG)):
+        os.remove(os.path.join(stage_dir, PEFT_CONFIG))  # left by an earlier PEFT run of this stage
+
+
+def _mismatch_hint(stage_dir: str, model_cfg) -> str:
+    """What to tell a run whose checkpoints were written for another model or optimizer."""
+    path = os.path.join(stage_dir, MODEL_CONFIG)
+    changed = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        now = json.loads(model_cfg.to_json())  # as the file holds it (lists, not tuples)
+        diffs = [f"{k}: saved {saved.get(k)!r}, configured {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+                 if saved.get(k) != now.get(k)]
+        changed = f" ({'; '.join(diffs)})" if diffs else " (the same model; the PEFT or optimizer settings differ)"
+    return (f"The checkpoints were written for the model in {path}{changed}, the adapters in "
+            f"{os.path.join(stage_dir, PEFT_CONFIG)} if any, and the optimizer settings in lineage.json. "
+            "Resume with the settings they were written with, or train the new configuration in a new --workdir")
 
 
 def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
@@ -105,8 +126,6 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     model_cfg = model.config
     _check_tokenizer(name, tokenizer, model_cfg, parent_lineage)
     lineage = _lineage(c, name, origin, tokenizer, model_cfg)
-    if is_main:
-        _write_stage_files(stage_dir, model_cfg, tokenizer, lineage)
 
     data_cfg = stage_data(c, name)
     common = dict(kind=kind, seq_len=t.seq_len, batch_size=t.batch_size, model_family=model_cfg.family,
@@ -114,8 +133,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     train_it = build_train_iterator(data_cfg, tokenizer, seed=t.seed, **common)
     eval_batches = build_eval_batches(data_cfg, tokenizer, **common)[: t.eval_batches]
 
-    model, trainable_filter, extras = prepare_trainable(c, name, model, stage_dir)
-    extras = {**extras, **reference_extras(c[name], model)}  # preference settings and reference model
+    model, trainable_filter = prepare_trainable(c, model)  # peft_config.json: _write_stage_files, after the restore
+    extras = reference_extras(c[name], model)  # preference settings and reference model
     precomputed = precompute_reference(c[name], stage_dir, model,
                                        lambda: build_train_iterator(data_cfg, tokenizer, seed=t.seed, **common),
                                        eval_batches, t.steps, t.batch_size, mesh, name)
@@ -124,7 +143,7 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     graphdef, params, frozen = nnx.split(model, trainable_filter, ...)
     params = place(params, state_shardings(params, mesh))
     frozen = place(frozen, state_shardings(frozen, mesh))
-    objective = get_objective(objective_name)
+    objective = get_objective(objective_name, t.get("loss_chunk"))  # LM head chunking: train/chunked_loss.py
     optimizer, schedule = make_optimizer(t, t.steps)
     init_sh = {"step": replicated(mesh), "params": shardings_of(params),
                "opt_state": optimizer_shardings(optimizer, params, mesh), "rng": replicated(mesh)}
@@ -139,8 +158,13 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     train_item = lambda s: {"opt_state": s["opt_state"], "step": s["step"], "rng": s["rng"]}  # noqa: E731
     first_loss = last_loss = first_eval = last_eval = None
     start_step = 0
-    restored = ckpts.restore_latest(abstract_of(full(state["params"], frozen)), abstract_of(train_item(state)))
-    if restored is not None:
+    restored = ckpts.restore_latest(abstract_of(full(state["params"], frozen)), abstract_of(train_item(state)),
+                                    mismatch_hint=_mismatch_hint(stage_dir, model_cfg))
+    if is_main:
+        _write_stage_files(c, stage_dir, model_cfg, tokenizer, lineage)
+    if restored is None:
+        log.start_fresh()  # lines from a run that died before its first checkpoint describe lost work
+    else:
         start_step, full_params, train, meta = restored
         whole = nnx.merge_state(state["params"], frozen)
         nnx.replace_by_pure_dict(whole, full_params)
@@ -171,7 +195,11 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
             weight += float(w)
         return {f"eval_{k}": v / max(weight, 1e-9) for k, v in (sums or {}).items()}
 
+    finite = jax.jit(all_finite, out_shardings=replicated(mesh))
+
     def save(step: int, force: bool = False) -> None:
+        if not bool(finite((state["params"], state["opt_state"]))):
+            raise weights_not_finite(ckpts, name, step)
         meta = {"step": step, "data": train_it.get_state(), "lineage": lineage, "first_loss": first_loss,
                 "first_eval_loss": first_eval}
         ckpts.save(step, full(state["params"], frozen), train_item(state), json.loads(json.dumps(meta, default=str)),
@@ -196,11 +224,7 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
         state, metrics = train_step(state, frozen, put_batch(batch, mesh), extras)
         loss = float(metrics["loss"])
         if not math.isfinite(loss):
-            ckpts.wait()
-            good = ckpts.latest_step()
-            where = ckpts.step_dir(good) if good is not None else "none written yet"
-            raise NonFiniteLoss(f"stage {name}: loss became {loss} at step {step}; stopping. Last good checkpoint: "
-                                f"{where} (try a lower train.lr or train.clip_norm)")
+            raise loss_not_finite(ckpts, name, loss, step)
         first_loss = loss if first_loss is None else first_loss
         last_loss = loss
         if step % t.log_every == 0 or step in (1, t.steps):
@@ -217,9 +241,10 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
                 last_eval = eval_metrics.get("eval_loss")
                 log.write({"step": step, **eval_metrics})
                 log.console(step, eval_metrics)
-        if step % c.checkpoint.every == 0 or step == t.steps or preemption.requested():
-            save(step, force=preemption.requested())
-        if preemption.requested():
+        stop = preemption.agreed()  # once per step, on every process: all of them save this same step
+        if step % c.checkpoint.every == 0 or step == t.steps or stop:
+            save(step, force=stop)
+        if stop:
             ckpts.close()
             log.close()
             raise preemption.Preempted(f"stage {name}: checkpoint {ckpts.step_dir(step)} written after SIGTERM")
