@@ -32,7 +32,8 @@ from medjax.train.step import init_state  # noqa: E402
 OVERRIDES = {"model.preset": "test", "train.seq_len": 64, "train.batch_size": 8, "train.steps": 3,
              "train.log_every": 1, "train.eval_every": 0, "train.eval_batches": 0, "train.warmup_steps": 2,
              "export_hf": False, "checkpoint.async_save": False}
-MESHES = {"1dev": (1, 1, 1), "8x1x1": (8, 1, 1), "1x8x1": (1, 8, 1), "2x2x2": (2, 2, 2), "1x2x4": (1, 2, 4)}
+MESHES = {"1dev": (1, 1, 1), "8x1x1": (8, 1, 1), "1x8x1": (1, 8, 1), "1x1x8": (1, 1, 8), "2x2x2": (2, 2, 2),
+          "1x2x4": (1, 2, 4)}
 
 
 def tiny_config():

@@ -1,6 +1,7 @@
 """Multi-stage runs: CP -> IFT lineage, the embedded default, real weights and real data."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -20,21 +21,61 @@ def main(workdir, *flags, config="configs/cp_ift.py"):
     return proc.stdout
 
 
-def test_cp_then_ift_short_run_prints_the_summary_table(tmp_path):
-    out = main(tmp_path, "--config.model.preset=test", "--config.cp.steps=4", "--config.ift.steps=4",
-               "--config.train.seq_len=64", "--config.train.batch_size=4", "--config.eval.limit=8",
-               "--config.train.eval_batches=2")
+# the embedded default (README command: same model, data, learning rates) with fewer steps
+SHORT_DEFAULT = ["--config.cp.steps=20", "--config.ift.steps=20", "--config.eval.limit=8",
+                 "--config.train.eval_batches=2"]
+
+
+@pytest.fixture(scope="module")
+def short_default(tmp_path_factory):
+    """(workdir, stdout, summary.json's stages as the run left them: a rerun rewrites the file)."""
+    workdir = tmp_path_factory.mktemp("cp_ift")
+    out = main(workdir, *SHORT_DEFAULT)
+    return workdir, out, json.load(open(workdir / "summary.json"))["stages"]
+
+
+def test_cp_then_ift_short_run_prints_the_summary_table(short_default):
+    workdir, out, summary = short_default
     assert "summary (" in out and "benchmark accuracy: medqa=" in out
-    summary = json.load(open(tmp_path / "summary.json"))["stages"]
     assert list(summary) == ["cp", "ift"]
-    lineage = json.load(open(tmp_path / "ift" / "lineage.json"))
-    assert lineage["parent"] == f"ckpt:{tmp_path}/cp"
-    assert os.path.exists(tmp_path / "ift" / "hf" / "model.safetensors")
+    lineage = json.load(open(workdir / "ift" / "lineage.json"))
+    assert lineage["parent"] == f"ckpt:{workdir}/cp"
+    assert os.path.exists(workdir / "ift" / "hf" / "model.safetensors")
     # a second run of the same command finds both stages finished and trains nothing more
-    again = main(tmp_path, "--config.model.preset=test", "--config.cp.steps=4", "--config.ift.steps=4",
-                 "--config.train.seq_len=64", "--config.train.batch_size=4", "--config.eval.limit=8",
-                 "--config.train.eval_batches=2")
+    again = main(workdir, *SHORT_DEFAULT)
     assert "training steps" not in again
+
+
+def test_embedded_default_learns_in_a_few_steps(short_default):
+    """The fast variant of test_embedded_default_learns: 20 + 20 steps instead of 150 + 100."""
+    stages = short_default[2]
+    assert stages["cp"]["last_eval_loss"] < 0.85 * stages["cp"]["first_eval_loss"], stages["cp"]
+    assert stages["ift"]["last_eval_loss"] < 0.97 * stages["ift"]["first_eval_loss"], stages["ift"]
+
+
+def test_each_stage_writes_its_benchmark_report_to_eval_json(short_default):
+    workdir, _, stages = short_default
+    for stage in ("cp", "ift"):
+        report = json.load(open(workdir / stage / "eval.json"))
+        assert report["model"] == f"ckpt:{workdir}/{stage}" and report["method"] == "loglik"
+        medqa = report["tasks"]["medqa"]
+        assert medqa["n"] == 8 and 0 <= medqa["accuracy"] <= 1 and medqa["files"]  # sha256 of the files read
+        assert stages[stage]["benchmark"]["tasks"]["medqa"]["accuracy"] == medqa["accuracy"]
+        with open(workdir / stage / "eval.predictions.jsonl") as f:
+            assert sum(1 for _ in f) == 8
+
+
+def test_ift_alone_starts_from_the_final_weights_of_the_workdirs_cp(short_default, tmp_path):
+    """--config.stages=ift on a cp_ift config, in a workdir that holds only cp: the parent is WORKDIR/cp
+    and IFT retraces the one-command run's IFT stage loss for loss (same starting weights)."""
+    workdir, _, stages = short_default
+    shutil.copytree(workdir / "cp", tmp_path / "cp")
+    out = main(tmp_path, *SHORT_DEFAULT, "--config.stages=ift", "--config.eval.tasks=", "--config.export_hf=False")
+    assert "[cp]" not in out and "[ift] training steps 1..20" in out
+    assert json.load(open(tmp_path / "ift" / "lineage.json"))["parent"] == f"ckpt:{tmp_path}/cp"
+    alone = json.load(open(tmp_path / "summary.json"))["stages"]["ift"]
+    for key in ("first_eval_loss", "first_loss", "last_loss", "last_eval_loss"):
+        assert alone[key] == pytest.approx(stages["ift"][key], abs=1e-6), key
 
 
 def test_ift_from_real_hf_weights_on_the_medicalgpt_file(tmp_path):

@@ -21,7 +21,8 @@ from medjax.parallel.mesh import mesh_shape, put_batch, state_shardings
 from medjax.parallel.rules import MESH_AXES, logical_to_spec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST_MESHES = "1dev,1x8x1,2x2x2"  # every mesh axis in use; the slow test adds 8x1x1 and 1x2x4
+# data-parallel only, fsdp only, tensor-parallel only, all three; the slow test adds 1x2x4
+FAST_MESHES = "1dev,8x1x1,1x8x1,1x1x8,2x2x2"
 
 
 def run_checks(out_dir, meshes: str) -> dict:
@@ -46,16 +47,17 @@ def assert_losses_match(losses: dict):
         np.testing.assert_allclose(values, reference, atol=1e-4, rtol=0, err_msg=f"mesh {name}")
 
 
-def test_three_steps_on_fsdp_and_mixed_meshes_match_one_device(checks):
+def test_three_steps_on_dp_fsdp_tp_and_mixed_meshes_match_one_device(checks):
     _, report = checks
     assert report["device_count"] == 8
+    assert set(report["losses"]) == set(FAST_MESHES.split(","))
     assert_losses_match(dict(report["losses"]))
 
 
 @pytest.mark.slow
 def test_three_steps_on_every_mesh_match_one_device(tmp_path):
-    report = run_checks(tmp_path, "1dev,8x1x1,1x8x1,2x2x2,1x2x4")
-    assert set(report["losses"]) == {"1dev", "8x1x1", "1x8x1", "2x2x2", "1x2x4"}
+    report = run_checks(tmp_path, "1dev,8x1x1,1x8x1,1x1x8,2x2x2,1x2x4")
+    assert set(report["losses"]) == {"1dev", "8x1x1", "1x8x1", "1x1x8", "2x2x2", "1x2x4"}
     assert_losses_match(dict(report["losses"]))
 
 

@@ -12,11 +12,14 @@ Whatever is not given is left to JAX's own cluster detection (GCE TPU metadata, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MODE = "MEDJAX_DISTRIBUTED"
 _ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -95,3 +98,20 @@ def host_copy(tree):
     from jax.experimental import multihost_utils
 
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+@functools.cache
+def _max_over_devices():
+    """(sharding of one value per device, jitted max replicated everywhere), built once per process."""
+    mesh = Mesh(np.asarray(jax.devices()), ("devices",))
+    return NamedSharding(mesh, PartitionSpec("devices")), jax.jit(jnp.max, out_shardings=NamedSharding(
+        mesh, PartitionSpec()))
+
+
+def any_process(flag: bool) -> bool:
+    """Whether `flag` is true on any process: the same answer on all of them (all must call this)."""
+    if jax.process_count() == 1:
+        return flag
+    sharding, max_over_devices = _max_over_devices()
+    local = np.full((jax.local_device_count(),), flag, np.int32)
+    return bool(max_over_devices(jax.make_array_from_process_local_data(sharding, local)))
