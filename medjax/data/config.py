@@ -29,9 +29,9 @@ def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict
     cfg.format = "auto"
     # How .txt files become documents: 'paragraph' (blank-line separated), 'line', or 'file'.
     cfg.text_unit = "paragraph"
-    # Chat template name (llama2, llama3, chatml, chatglm2, chatglm3, glm4, alpaca, vicuna,
-    # 'tokenizer' for the tokenizer's own jinja chat_template); None picks the tokenizer's template
-    # when it has one, else the model family's default.
+    # Chat template name (llama2, llama3, mistral, chatml, qwen2, chatglm, chatglm2, chatglm3, glm4,
+    # baichuan2, alpaca, vicuna, 'tokenizer' for the tokenizer's own jinja chat_template); None picks
+    # the tokenizer's template when it has one, else the model family's default.
     cfg.template = config_dict.placeholder(str)
     # System prompt for chat records that carry none (None: the template's default, if any).
     cfg.system = config_dict.placeholder(str)
