@@ -15,6 +15,7 @@ from typing import Sequence
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
     "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "ice_text.model",
+    "vocab_extension.json",  # how data/vocab.py extended a base tokenizer; travels with it
 )
 
 
@@ -61,6 +62,11 @@ class Tokenizer:
     def hf(self):
         """The underlying transformers tokenizer (None for a bare SentencePiece model)."""
         return self._backend if self.kind == "hf" else None
+
+    @property
+    def files(self) -> list[str]:
+        """The files it was loaded from (what `save` copies and `fingerprint` hashes)."""
+        return list(self._source_files)
 
     def token_to_id(self, token: str) -> int | None:
         if self.kind == "sentencepiece":
@@ -130,10 +136,11 @@ def load_tokenizer(path: str) -> Tokenizer:
         raise FileNotFoundError(
             f"{path}: no tokenizer files (expected one of {', '.join(TOKENIZER_FILES)})")
     names = {os.path.basename(f) for f in files}
-    if names <= {"tokenizer.model"}:
+    if names <= {"tokenizer.model", "vocab_extension.json"}:
         import sentencepiece as spm
 
-        return Tokenizer(spm.SentencePieceProcessor(model_file=files[0]), files, "sentencepiece")
+        model_file = os.path.join(path, "tokenizer.model")
+        return Tokenizer(spm.SentencePieceProcessor(model_file=model_file), files, "sentencepiece")
     from transformers import AutoTokenizer
 
     backend = AutoTokenizer.from_pretrained(path, trust_remote_code=False)

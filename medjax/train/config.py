@@ -31,6 +31,8 @@ def model_section() -> ml_collections.ConfigDict:
     m.dtype = "float32"  # compute dtype (bfloat16 on TPU/GPU)
     m.param_dtype = "float32"  # master weights
     m.remat = "none"  # none | full | dots | dots_no_batch
+    # grow embedding + head for a tokenizer extended by python -m medjax.data.vocab (models/resize_vocab.py)
+    m.resize_vocab = False
     return m
 
 

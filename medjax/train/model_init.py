@@ -13,6 +13,7 @@ from medjax.checkpoint.params_io import load_params_model, tokenizer_dir
 from medjax.data.tokenizer import has_tokenizer, load_tokenizer
 from medjax.models.presets import scratch_config
 from medjax.models.registry import family_module
+from medjax.models.resize_vocab import resize_for_tokenizer
 from medjax.parallel.mesh import place, state_shardings
 from medjax.peft.config import PeftSettings
 from medjax.specs import parse_spec, resolve_hf_path
@@ -52,15 +53,18 @@ def initial_model(c, seed: int, mesh, parent_spec: str | None = None):
     if s.kind == "hf":
         directory = resolve_hf_path(s.path)
         model = load_hf_model(directory, on_host=on_host, **overrides)
-        tok_path = tok_path or (directory if has_tokenizer(directory) else None)
+        own_tok = directory if has_tokenizer(directory) else None
     elif s.kind == "ckpt":
         model, config_dir = load_params_model(s.path, on_host=on_host, **overrides)
-        tok_path = tok_path or tokenizer_dir(config_dir)
+        own_tok = tokenizer_dir(config_dir)
     else:
         raise ValueError(f"config.model.init={spec!r}: expected scratch, hf:DIR or ckpt:DIR")
+    tok_path = tok_path or own_tok
     if tok_path is None:
         raise FileNotFoundError(f"{spec}: has no tokenizer files; set config.model.tokenizer")
     tokenizer = load_tokenizer(tok_path)
+    if m.get("resize_vocab"):  # grow embedding + head for a merged tokenizer (models/resize_vocab.py)
+        model = resize_for_tokenizer(model, tok_path, own_tok, on_host=on_host)
     if on_host:  # train/stage.py places the variables after prepare_trainable
         return model, tokenizer, str(spec)
     graphdef, state = nnx.split(model)
