@@ -19,6 +19,7 @@ import os
 import re
 from typing import Iterator
 
+from medjax.data.benchmark_records import benchmark_rows, is_benchmark_spec
 from medjax.data.records import DataError
 
 SUFFIXES = (".txt", ".jsonl", ".json", ".csv", ".parquet")
@@ -61,6 +62,9 @@ def read_rows(spec: str, text_unit: str = "paragraph", skip_bad: bool = False,
               streaming: bool = False) -> Iterator[Row]:
     """All rows of a spec, file after file."""
     counts = counts if counts is not None else collections.Counter()
+    if is_benchmark_spec(spec):  # benchmark:TASK:PATH, a benchmark split in its own format
+        yield from benchmark_rows(spec)
+        return
     if is_hf_dataset(spec):
         yield from _read_hf(spec, hf_split, streaming)
         return

@@ -89,6 +89,7 @@ TEMPLATES = {t.name: t for t in (
     # <reserved_107> (196) the answer, which ends with EOS; the system text comes first, bare
     ChatTemplate("baichuan2", prefix=(), user_token="<reserved_106>", generation_suffix=("<reserved_107>",)),
     ChatTemplate("tokenizer"),  # the tokenizer's jinja chat_template; resolved at render time
+    ChatTemplate("plain"),  # BOS + the user text, the response, EOS: prompts as medjax.eval scores them
 )}
 
 # Model family -> template when the tokenizer brings none of its own.

@@ -23,6 +23,14 @@ SHAPES = {
                      max_position_embeddings=2048),
 }
 
+# scratch GLMs: transformers' GlmForCausalLM layout (q/k/v biases, half-rotary interleaved rope) at the
+# `tiny` shape; the vocabulary is the run's tokenizer's, as for SHAPES
+GLM_SHAPES = {
+    "tiny-glm": dict(model_type="glm", hidden_size=128, intermediate_size=352, num_hidden_layers=4,
+                     num_attention_heads=4, num_key_value_heads=2, head_dim=32, max_position_embeddings=1024,
+                     tie_word_embeddings=True),
+}
+
 _LLAMA2 = dict(model_type="llama", vocab_size=32000, max_position_embeddings=4096, rms_norm_eps=1e-5,
                bos_token_id=1, eos_token_id=2)
 _CHATGLM2 = dict(model_type="chatglm", add_qkv_bias=True, multi_query_attention=True, multi_query_group_num=2,
@@ -59,7 +67,7 @@ _SETTINGS = ("dtype", "param_dtype", "remat")
 
 
 def preset_names() -> list[str]:
-    return sorted(SHAPES) + sorted(PUBLISHED)
+    return sorted(SHAPES) + sorted(GLM_SHAPES) + sorted(PUBLISHED)
 
 
 def published_config(name: str) -> ModelConfig:
@@ -82,6 +90,12 @@ def scratch_config(name: str, tokenizer, **settings) -> ModelConfig:
         return ModelConfig(family="llama", vocab_size=-(-tokenizer.vocab_size // 64) * 64,
                            bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id,
                            pad_token_id=tokenizer.pad_id, **SHAPES[name], **settings)
+    if name in GLM_SHAPES:
+        from medjax.models import glm
+
+        hf = dict(GLM_SHAPES[name], vocab_size=-(-tokenizer.vocab_size // 64) * 64, bos_token_id=tokenizer.bos_id,
+                  eos_token_id=tokenizer.eos_id, pad_token_id=tokenizer.pad_id)
+        return dataclasses.replace(glm.config_from_hf(hf, source=f"preset {name}"), **settings)
     if name not in PUBLISHED:
         raise ValueError(f"config.model.preset={name!r}: known presets are {preset_names()}")
     cfg = published_config(name)
