@@ -62,19 +62,21 @@ def _held_bytes_during_run(c, workdir) -> tuple[list[dict], int]:
     """(metrics, peak bytes of the live device arrays the run created, sampled whenever it places a batch)."""
     import gc
 
-    import medjax.train.stage as stage
+    import medjax.train.evaluation as evaluation
+    import medjax.train.feed as feed
 
     gc.collect()
     before = {id(x) for x in jax.live_arrays()}
     peak = [0]
-    place = stage.put_batch
+    place = feed.put_batch
 
     def sampling_put_batch(batch, mesh):
         peak[0] = max(peak[0], sum(x.nbytes for x in jax.live_arrays() if id(x) not in before))
         return place(batch, mesh)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(stage, "put_batch", sampling_put_batch)
+        mp.setattr(feed, "put_batch", sampling_put_batch)  # the training batches
+        mp.setattr(evaluation, "put_batch", sampling_put_batch)  # the held-out ones
         run(c, workdir)
     return metrics(workdir), peak[0]
 

@@ -10,6 +10,7 @@ from ml_collections import config_dict
 # What a stage's batches hold (a stage's `kind`): lm = packed documents, loss on every token; sft =
 # chat records, loss on responses; pref = one preference pair per row (medjax/data/encode.py).
 KINDS = ("lm", "sft", "pref")
+PREFETCH = 2  # data.prefetch default
 
 
 def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict:  # noqa: A002
@@ -59,6 +60,9 @@ def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict
     cfg.pack_buffer = 32
     # Shuffle the records of each source (per epoch, from the run seed).
     cfg.shuffle = True
+    # Training batches read, tokenized, packed and put on the devices by a background thread while the
+    # step before runs, at most this many ahead (medjax/data/prefetch.py); 0 = on the training thread.
+    cfg.prefetch = PREFETCH
     # HF datasets: split name, and streaming for corpora too large to list (no priority sampling).
     cfg.hf_split = "train"
     # Cap on records read per source (None: all); handy for smoke runs.

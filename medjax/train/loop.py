@@ -1,0 +1,117 @@
+"""The step loop of a stage, asynchronous: the host never waits for the devices on a step that does not
+log, evaluate or save.
+
+Each step's metrics stay on the devices (`LateMetrics`) until a step that needs them: a log step's
+metrics are read one step late, after the next step is queued, so the devices never idle while the
+host writes a log line; an evaluation or a save reads every pending step first, since it needs this
+step's weights anyway. The batches come ready on the devices from the feed's thread (train/feed.py).
+
+The NaN guard with late reads (train/nan_guard.py): a save reads every pending loss first, so no
+checkpoint is written after a step whose loss was non-finite; a non-finite loss read late at step n
+condemns checkpoint n-1 and any later one, so the checkpoint named as good is one whose weights gave a
+finite loss. A non-finite loss stops the run at most one step after the next log step.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import jax
+
+from medjax.train import preemption
+from medjax.train.checkpointing import Progress, StageCheckpoints
+from medjax.train.evaluation import evaluate
+from medjax.train.nan_guard import loss_not_finite
+
+
+@dataclasses.dataclass
+class StepRun:
+    """What the loop runs with: the stage's train settings, jitted steps and where results go."""
+    name: str
+    t: object  # the stage's train section (steps, log_every, eval_every)
+    checkpoint_every: int
+    train_step: object  # called in the activation-sharding context
+    eval_step: object
+    extras: dict
+    eval_batches: list
+    mesh: object
+    ckpts: StageCheckpoints
+    log: object  # MetricsLog
+
+    def is_log_step(self, step: int) -> bool:
+        return step % self.t.log_every == 0 or step in (1, self.t.steps)
+
+    def evaluate_into(self, step: int, state: dict, frozen, progress: Progress) -> None:
+        progress.eval_metrics = evaluate(self.eval_step, state["params"], frozen, self.eval_batches, self.extras,
+                                         self.mesh)
+        progress.last_eval_loss = progress.eval_metrics.get("eval_loss")
+        if step == 0:
+            progress.first_eval_loss = progress.last_eval_loss
+        self.log.write({"step": step, **progress.eval_metrics})
+        self.log.console(step, progress.eval_metrics)
+
+
+def train_steps(run: StepRun, state: dict, frozen, feed, progress: Progress, data):
+    """Runs the feed's steps; returns (state, the data view after the last consumed batch)."""
+    t, pending = run.t, LateMetrics(run, progress)
+    for fed in feed:
+        step = fed.step
+        state, metrics = run.train_step(state, frozen, fed.batch, run.extras)
+        pending.add(step, metrics, fed.tokens, fed.data)
+        data = fed.data
+        stop = preemption.agreed()  # once per step, on every process: all of them save this same step
+        evaluating = bool(run.eval_batches) and ((t.eval_every and step % t.eval_every == 0) or step == t.steps)
+        saving = step % run.checkpoint_every == 0 or step == t.steps or stop
+        if evaluating or saving:
+            pending.read(upto=step)
+        elif pending.log_step_before(step):  # one step late: `step` is already queued on the devices
+            pending.read(upto=step - 1)
+        if evaluating:
+            run.evaluate_into(step, state, frozen, progress)
+        if saving:
+            run.ckpts.save(step, state, frozen, data.state, progress, force=stop)
+        if stop:
+            run.ckpts.close()
+            run.log.close()
+            raise preemption.Preempted(f"stage {run.name}: checkpoint {run.ckpts.step_dir(step)} written after "
+                                       "SIGTERM")
+    return state, data
+
+
+class LateMetrics:
+    """Steps' metrics held as device arrays, read in one transfer when a step needs them."""
+
+    def __init__(self, run: StepRun, progress: Progress):
+        self.run, self.progress = run, progress
+        self.pending: list[tuple] = []  # (step, device metrics, tokens, data view)
+        self.interval_start, self.interval_tokens = time.time(), 0
+
+    def add(self, step: int, metrics: dict, tokens: int, data) -> None:
+        self.pending.append((step, metrics, tokens, data))
+
+    def log_step_before(self, step: int) -> bool:
+        return any(s < step and self.run.is_log_step(s) for s, *_ in self.pending)
+
+    def read(self, upto: int) -> None:
+        """Reads the pending steps up to `upto`: stops on a non-finite loss, logs the log steps."""
+        taken = [p for p in self.pending if p[0] <= upto]
+        self.pending = self.pending[len(taken):]
+        for (step, _, tokens, data), metrics in zip(taken, jax.device_get([p[1] for p in taken])):
+            loss = float(metrics["loss"])
+            if not math.isfinite(loss):
+                raise loss_not_finite(self.run.ckpts.ckpts, self.run.name, loss, step)
+            self.progress.first_loss = loss if self.progress.first_loss is None else self.progress.first_loss
+            self.progress.last_loss = loss
+            self.interval_tokens += tokens
+            if self.run.is_log_step(step):
+                self._log(step, metrics, data)
+
+    def _log(self, step: int, metrics: dict, data) -> None:
+        elapsed = time.time() - self.interval_start
+        record = {"step": step, **{k: float(v) for k, v in metrics.items() if k != "weight"},
+                  "tokens_per_s": self.interval_tokens / max(elapsed, 1e-9), "tokens": self.interval_tokens,
+                  **{f"tokens/{k}": v for k, v in data.token_counts.items()}}
+        self.run.log.write(record)
+        self.run.log.console(step, record)
+        self.interval_start, self.interval_tokens = time.time(), 0
