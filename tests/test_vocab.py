@@ -208,6 +208,7 @@ def test_cp_stage_grows_trains_and_exports_the_new_rows(extended, base_and_resiz
     lineage = json.load(open(stage / "lineage.json"))
     assert lineage["tokenizer_fingerprint"] == load_tokenizer(out).fingerprint()
     base_fp = load_tokenizer(shared_data(LLAMA2)).fingerprint()
+    assert lineage["base_tokenizer_fingerprint"] == base_fp  # lineage names both tokenizers
     for d in (stage / "tokenizer", stage / "hf"):
         assert tokenizer_lineage(load_tokenizer(str(d)))["base_tokenizer_fingerprint"] == base_fp
     text = _heldout()[1][:40]
