@@ -41,6 +41,7 @@ def test_cp_then_ift_short_run_prints_the_summary_table(short_default):
     lineage = json.load(open(workdir / "ift" / "lineage.json"))
     assert lineage["parent"] == f"ckpt:{workdir}/cp"
     assert os.path.exists(workdir / "ift" / "hf" / "model.safetensors")
+    assert f"report: {workdir}/report/index.html" in out and os.path.exists(workdir / "report" / "losses.png")
     # a second run of the same command finds both stages finished and trains nothing more
     again = main(workdir, *SHORT_DEFAULT)
     assert "training steps" not in again

@@ -105,6 +105,7 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     c.peft = peft_section()  # parameter-efficient fine-tuning: none | lora | qlora | prompt
     c.export_hf = True  # write WORKDIR/<stage>/hf at the end of each stage
+    c.report = True  # write WORKDIR/report/index.html at the end of a run (needs the report extra)
     c.eval = ml_collections.ConfigDict({
         "tasks": "",  # benchmark tasks to run at the end of each stage, e.g. "medqa"
         "data_dir": "",  # benchmark directory (see medjax/eval)

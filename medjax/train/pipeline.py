@@ -64,7 +64,18 @@ def run(c, workdir: str) -> dict:
             parent_spec, parent_lineage = _earlier_stage(workdir, name, all_stages[i + 1])
     if is_main:
         print_summary(summary, [s for s in all_stages])
+        if c.get("report", True):
+            _write_report(workdir)
     return summary
+
+
+def _write_report(workdir: str) -> None:
+    from medjax.train.report_html import write_report
+
+    try:
+        print(f"report: {write_report(workdir)}", flush=True)
+    except ImportError as e:  # matplotlib is an extra: the run itself is complete without it
+        print(f"report: not written ({e})", flush=True)
 
 
 def print_summary(summary: dict, stages: list[str]) -> None:
