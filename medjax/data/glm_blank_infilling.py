@@ -37,12 +37,10 @@ class BlankTokens:
 
     @classmethod
     def from_model_config(cls, cfg) -> "BlankTokens":
-        e = cfg.extra
-        missing = [k for k in ("mask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id") if e.get(k) is None]
-        if missing:
-            raise KeyError(f"blank infilling needs a GLM v1 model config; extra lacks {missing}")
-        return cls(e["mask_token_id"], e["gmask_token_id"], e["sop_token_id"], e["eop_token_id"],
-                   e.get("smask_token_id"))
+        ids = cfg.glm_tokens
+        if ids is None:
+            raise KeyError(f"blank infilling needs a GLM v1 model config; family {cfg.family!r} has no glm_tokens")
+        return cls(ids.mask, ids.gmask, ids.sop, ids.eop, ids.smask)
 
 
 def sample_spans(n: int, rng: np.random.Generator, mask_ratio: float, mean_span: float) -> list[tuple[int, int]]:

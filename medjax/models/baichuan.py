@@ -56,7 +56,7 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
         num_layers=f.integer("num_hidden_layers"),
         num_heads=heads,
         num_kv_heads=heads,
-        alibi=alibi,
+        positions="alibi" if alibi else "rope",
         norm_head=f.flag("norm_head", vocab == BAICHUAN2_VOCAB),
         norm_eps=f.number("rms_norm_eps", 1e-6),
         max_position_embeddings=max_positions,

@@ -1,10 +1,17 @@
-"""The pre-norm decoder shared by LLaMA, Mistral, GLM, GLM-4 and Baichuan: config flags choose the differences.
+"""The decoder of every family (LLaMA, Mistral, Qwen2, GLM, GLM-4, Baichuan, GLM v1): the config's typed
+parts choose the differences (models/config.py): the position scheme (rope, ALiBi, GLM's 2D rotary or
+learned tables), the mask (causal or prefix), RMS / Layer norm, SwiGLU or GeLU MLP, biases, the
+residual, norm and tie of the head.
 
 Layers are created stacked (one leading `layers` axis on every parameter) and run under
 `jax.lax.scan`, so compile time does not grow with depth; `config.remat` picks what the backward
-pass recomputes.
+pass recomputes. Where the T new tokens sit (positions, GLM's block positions and Part A) comes from
+`DecoderLM.token_layout`, which a family may override (models/glm_v1.py derives it from the ids).
 """
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,9 +19,9 @@ from flax import nnx
 
 from medjax.models.config import ModelConfig
 from medjax.models.head import output_head
-from medjax.models.layers import (Embed, Linear, RMSNorm, alibi_slopes, apply_rope, attention_mask,
-                                  dot_product_attention, key_distance, rope_cos_sin, rope_inv_freq,
-                                  sliding_window_mask)
+from medjax.models.layers import (Embed, LayerNorm, Linear, PositionTable, RMSNorm, alibi_slopes,
+                                  apply_rope_sections, attention_mask, dot_product_attention, fp16_rope_cos_sin,
+                                  key_distance, rope_cos_sin, rope_inv_freq, sliding_window_mask)
 from medjax.parallel.rules import constrain
 
 _REMAT_POLICIES = {
@@ -22,6 +29,21 @@ _REMAT_POLICIES = {
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
 }
+_GELU = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
+         "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
+
+
+class TokenLayout(NamedTuple):
+    """Where the T new tokens sit, as the position scheme and the mask read it."""
+    position_BxT: jax.Array  # rope / ALiBi / sliding-window / learned-table position
+    block_BxT: jax.Array | None = None  # GLM v1's block position (0 in Part A)
+    prefix_BxT: jax.Array | None = None  # mask "prefix": keys every query of their segment sees (Part A)
+    cache_state: dict | None = None  # a family's own cache entries after this call (with a cache)
+
+
+def norm(cfg: ModelConfig):
+    cls = LayerNorm if cfg.norm == "layer" else RMSNorm
+    return cls(cfg.hidden_size, eps=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
 
 
 class Attention(nnx.Module):
@@ -32,18 +54,19 @@ class Attention(nnx.Module):
         self.q = Linear(d, cfg.num_heads * hd, axes=("embed", "q_heads"), use_bias=cfg.attention_bias, **kw)
         self.k = Linear(d, cfg.num_kv_heads * hd, axes=("embed", "kv_heads"), use_bias=cfg.attention_bias, **kw)
         self.v = Linear(d, cfg.num_kv_heads * hd, axes=("embed", "kv_heads"), use_bias=cfg.attention_bias, **kw)
-        self.o = Linear(cfg.num_heads * hd, d, axes=("q_heads", "embed"), **kw)
+        self.o = Linear(cfg.num_heads * hd, d, axes=("q_heads", "embed"), use_bias=cfg.attention_out_bias, **kw)
         self.rope_interleaved = cfg.rope_interleaved
 
-    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None, alibi=None):
-        """cos / sin are None with ALiBi (`alibi`: see layers.dot_product_attention)."""
+    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None, alibi=None):
+        """`rope`: (cos, sin) sections (layers.apply_rope_sections), None without rotary (ALiBi, learned
+        tables); `alibi`: see layers.dot_product_attention."""
         b, t, _ = x_BxTxD.shape
         q_BxTxHxE = self.q(x_BxTxD).reshape(b, t, self.num_heads, self.head_dim)
         k_BxTxKxE = self.k(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
         v_BxTxKxE = self.v(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
-        if cos is not None:
-            q_BxTxHxE = apply_rope(q_BxTxHxE, cos, sin, self.rope_interleaved)
-            k_BxTxKxE = apply_rope(k_BxTxKxE, cos, sin, self.rope_interleaved)
+        if rope is not None:
+            q_BxTxHxE = apply_rope_sections(q_BxTxHxE, rope, self.rope_interleaved)
+            k_BxTxKxE = apply_rope_sections(k_BxTxKxE, rope, self.rope_interleaved)
         if kv_cache is not None:  # write this step's keys/values into the cache, attend over all of it
             k_cache, v_cache = kv_cache
             k_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(k_cache, k_BxTxKxE.astype(k_cache.dtype), cache_index, 1)
@@ -55,42 +78,50 @@ class Attention(nnx.Module):
 
 
 class MLP(nnx.Module):
-    """SwiGLU: down(silu(gate(x)) * up(x))."""
+    """SwiGLU, down(silu(gate(x)) * up(x)), or plain down(gelu(up(x)))."""
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         d, f = cfg.hidden_size, cfg.intermediate_size
-        kw = dict(dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
-        self.gate = Linear(d, f, axes=("embed", "mlp"), **kw)
+        kw = dict(use_bias=cfg.mlp_bias, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
+        self.activation = cfg.mlp
+        if cfg.mlp == "gated_silu":
+            self.gate = Linear(d, f, axes=("embed", "mlp"), **kw)
         self.up = Linear(d, f, axes=("embed", "mlp"), **kw)
         self.down = Linear(f, d, axes=("mlp", "embed"), **kw)
 
     def __call__(self, x_BxTxD):
-        h_BxTxF = constrain(jax.nn.silu(self.gate(x_BxTxD)) * self.up(x_BxTxD), ("batch", "seq", "act_mlp"))
-        return self.down(h_BxTxF)
+        if self.activation == "gated_silu":
+            h_BxTxF = jax.nn.silu(self.gate(x_BxTxD)) * self.up(x_BxTxD)
+        else:
+            h_BxTxF = _GELU[self.activation](self.up(x_BxTxD))
+        return self.down(constrain(h_BxTxF, ("batch", "seq", "act_mlp")))
 
 
 class Block(nnx.Module):
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        norm = dict(eps=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
-        self.attn_norm = RMSNorm(cfg.hidden_size, **norm)
+        self.attn_norm = norm(cfg)
         self.attn = Attention(cfg, rngs=rngs)
-        self.mlp_norm = RMSNorm(cfg.hidden_size, **norm)
+        self.mlp_norm = norm(cfg)
         self.mlp = MLP(cfg, rngs=rngs)
         if cfg.post_norms:
-            self.post_attn_norm = RMSNorm(cfg.hidden_size, **norm)
-            self.post_mlp_norm = RMSNorm(cfg.hidden_size, **norm)
+            self.post_attn_norm = norm(cfg)
+            self.post_mlp_norm = norm(cfg)
         self.post_norms = cfg.post_norms
+        # ChatGLM-6B's residual carries the normalised input, scaled (its "DeepNorm"-style alpha)
+        self.alpha = math.sqrt(2 * cfg.num_layers) if cfg.residual == "scaled_normed" else None
 
-    def __call__(self, x_BxTxD, cos, sin, mask, kv_cache=None, cache_index=None, alibi=None):
-        h, kv_cache = self.attn(self.attn_norm(x_BxTxD), cos, sin, mask, kv_cache, cache_index, alibi)
+    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None, alibi=None):
+        h_BxTxD = self.attn_norm(x_BxTxD)
+        a_BxTxD, kv_cache = self.attn(h_BxTxD, rope, mask, kv_cache, cache_index, alibi)
         if self.post_norms:
-            h = self.post_attn_norm(h)
-        x_BxTxD = x_BxTxD + h
-        h = self.mlp(self.mlp_norm(x_BxTxD))
+            a_BxTxD = self.post_attn_norm(a_BxTxD)
+        x_BxTxD = h_BxTxD * self.alpha + a_BxTxD if self.alpha else x_BxTxD + a_BxTxD
+        h_BxTxD = self.mlp_norm(x_BxTxD)
+        m_BxTxD = self.mlp(h_BxTxD)
         if self.post_norms:
-            h = self.post_mlp_norm(h)
-        x_BxTxD = constrain(x_BxTxD + h, ("batch", "seq", "act_embed"))
-        return x_BxTxD, kv_cache
+            m_BxTxD = self.post_mlp_norm(m_BxTxD)
+        x_BxTxD = h_BxTxD * self.alpha + m_BxTxD if self.alpha else x_BxTxD + m_BxTxD
+        return constrain(x_BxTxD, ("batch", "seq", "act_embed")), kv_cache
 
 
 def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs):
@@ -104,20 +135,37 @@ def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs):
     return make(rngs)
 
 
+def rope_sections(cfg: ModelConfig, layout: TokenLayout):
+    """(cos, sin) per rotated slice of each head, or None when the scheme has no rotary."""
+    if cfg.positions == "rope":
+        inv_freq = rope_inv_freq(cfg.rotary_dim, cfg.rope_theta, cfg.rope_scaling)
+        return (rope_cos_sin(layout.position_BxT, inv_freq),)
+    if cfg.positions == "glm2d_rope":  # ChatGLM-6B: the position turns the first half, the block position the second
+        return tuple(fp16_rope_cos_sin(p, cfg.head_dim // 2, cfg.rope_theta)
+                     for p in (layout.position_BxT, layout.block_BxT))
+    return None
+
+
 class DecoderLM(nnx.Module):
     """Token ids -> logits. Optional KV cache for decoding (see infer/generate.py)."""
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+        glm_layout = cfg.mask == "prefix" or cfg.positions.startswith("glm")
+        if glm_layout and type(self).token_layout is DecoderLM.token_layout:
+            raise ValueError(f"ModelConfig mask={cfg.mask!r}, positions={cfg.positions!r} need GLM's block positions "
+                             "and Part A from the ids: build the model with models/glm_v1.py (family glm_v1)")
         self.config = cfg
-        self.embed = Embed(cfg.vocab_size, cfg.hidden_size, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype,
-                           rngs=rngs)
+        kw = dict(dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
+        self.embed = Embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs, **kw)
+        if cfg.positions == "glm_learned":  # GLM-10B keeps max_sequence_length + 1 rows
+            rows = cfg.max_position_embeddings + 1
+            self.position_embed = PositionTable(rows, cfg.hidden_size, rngs=rngs, **kw)
+            self.block_position_embed = PositionTable(rows, cfg.hidden_size, rngs=rngs, **kw)
         self.layers = stacked_blocks(cfg, rngs)
-        self.final_norm = RMSNorm(cfg.hidden_size, eps=cfg.norm_eps, dtype=cfg.compute_dtype,
-                                  param_dtype=cfg.weight_dtype)
+        self.final_norm = norm(cfg)
         if not cfg.tie_embeddings:
             self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, axes=("embed", "vocab"), fp32_output=True,
-                                  normalize_kernel=cfg.norm_head, dtype=cfg.compute_dtype,
-                                  param_dtype=cfg.weight_dtype, rngs=rngs)
+                                  normalize_kernel=cfg.norm_head, rngs=rngs, **kw)
 
     def init_cache(self, batch: int, max_len: int) -> dict:
         return init_cache(self.config, batch, max_len)
@@ -125,11 +173,19 @@ class DecoderLM(nnx.Module):
     def embed_tokens(self, tokens_BxT):
         return self.embed(tokens_BxT)
 
+    def token_layout(self, tokens_BxT, positions_BxT, segment_ids_BxT, cache) -> TokenLayout:
+        """The family's position provider. Here: positions as given, 0..T-1 when None."""
+        if positions_BxT is None:
+            b, t = tokens_BxT.shape
+            positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        return TokenLayout(positions_BxT)
+
     def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None, inputs_embeds_BxTxD=None):
         """Returns logits [B, T, V] in fp32, or (logits, new_cache) when `cache` is given.
 
         `cache` is a dict from `init_cache`: k/v [L, B, S, K, E], segment_ids [B, S], index (the slot
-        where these T tokens go) and, with a sliding window or ALiBi, positions [B, S] of the cached keys.
+        where these T tokens go), with a sliding window or ALiBi positions [B, S] of the cached keys,
+        with a prefix mask prefix [B, S], and the family's own entries (TokenLayout.cache_state).
         `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning).
         Segment id 0 is padding; keys of layers.SHARED_SEGMENT are visible to every segment (a soft prompt).
         """
@@ -137,25 +193,28 @@ class DecoderLM(nnx.Module):
         b, t = tokens_BxT.shape
         if segment_ids_BxT is None:
             segment_ids_BxT = jnp.ones((b, t), jnp.int32)
-        if positions_BxT is None:
-            positions_BxT = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        layout = self.token_layout(tokens_BxT, positions_BxT, segment_ids_BxT, cache)
+        positions_BxT = layout.position_BxT
         x_BxTxD = self.embed_tokens(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
-        x_BxTxD = constrain(x_BxTxD.astype(cfg.compute_dtype), ("batch", "seq", "act_embed"))
-        if cfg.alibi:
-            cos = sin = None
-        else:
-            cos, sin = rope_cos_sin(positions_BxT, rope_inv_freq(cfg.rotary_dim, cfg.rope_theta, cfg.rope_scaling))
+        x_BxTxD = x_BxTxD.astype(cfg.compute_dtype)
+        if cfg.positions == "glm_learned":
+            x_BxTxD = x_BxTxD + self.position_embed(positions_BxT) + self.block_position_embed(layout.block_BxT)
+        x_BxTxD = constrain(x_BxTxD, ("batch", "seq", "act_embed"))
+        rope = rope_sections(cfg, layout)
         needs_kv_positions = cfg.sliding_window is not None or cfg.alibi
+        prefix_BxT = layout.prefix_BxT if cfg.mask == "prefix" else None
 
         if cache is None:
             slots_T = jnp.arange(t)
-            mask = attention_mask(segment_ids_BxT, segment_ids_BxT, slots_T, slots_T)
+            mask = attention_mask(segment_ids_BxT, segment_ids_BxT, slots_T, slots_T, prefix_BxT)
             kv_positions_BxS, kv_xs, index = positions_BxT, None, None
         else:
             index = cache["index"]
             kv_segments_BxS = jax.lax.dynamic_update_slice_in_dim(cache["segment_ids"], segment_ids_BxT, index, 1)
+            kv_prefix_BxS = (None if prefix_BxT is None else
+                             jax.lax.dynamic_update_slice_in_dim(cache["prefix"], prefix_BxT, index, 1))
             mask = attention_mask(segment_ids_BxT, kv_segments_BxS, index + jnp.arange(t),
-                                  jnp.arange(kv_segments_BxS.shape[1]))
+                                  jnp.arange(kv_segments_BxS.shape[1]), kv_prefix_BxS)
             kv_xs = (cache["k"], cache["v"])
             if needs_kv_positions:  # the window and ALiBi need the positions of the cached keys
                 kv_positions_BxS = jax.lax.dynamic_update_slice_in_dim(cache["positions"], positions_BxT, index, 1)
@@ -167,7 +226,7 @@ class DecoderLM(nnx.Module):
 
         def body(x_BxTxD, xs):
             state, kv = xs
-            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, cos, sin, mask, kv, index, alibi)
+            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, rope, mask, kv, index, alibi)
             return x_BxTxD, kv
 
         if cfg.remat != "none":
@@ -179,9 +238,12 @@ class DecoderLM(nnx.Module):
         logits = output_head(self, self.final_norm(x_BxTxD))  # hidden states under head.hidden_states_only
         if cache is None:
             return logits
-        new_cache = dict(k=new_kv[0], v=new_kv[1], segment_ids=kv_segments_BxS, index=index + t)
+        new_cache = dict(k=new_kv[0], v=new_kv[1], segment_ids=kv_segments_BxS, index=index + t,
+                         **(layout.cache_state or {}))
         if needs_kv_positions:
             new_cache["positions"] = kv_positions_BxS
+        if kv_prefix_BxS is not None:
+            new_cache["prefix"] = kv_prefix_BxS
         return logits, new_cache
 
 
@@ -192,4 +254,6 @@ def init_cache(cfg: ModelConfig, batch: int, max_len: int, dtype=None) -> dict:
                  segment_ids=jnp.zeros((batch, max_len), jnp.int32), index=jnp.zeros((), jnp.int32))
     if cfg.sliding_window is not None or cfg.alibi:  # token positions of the cached keys
         cache["positions"] = jnp.zeros((batch, max_len), jnp.int32)
+    if cfg.mask == "prefix":  # which cached keys are prefix (Part A)
+        cache["prefix"] = jnp.zeros((batch, max_len), bool)
     return cache

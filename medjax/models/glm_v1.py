@@ -6,16 +6,18 @@ span, opened by <sop>). Part A attends bidirectionally to itself; Part B attends
 causally to Part B. Every token has two positions: its position in Part A (a Part B token takes the
 position of its blank) and its block position (0 in Part A, 1, 2, ... from <sop> on).
 
-Two flavours (`config.extra["flavour"]`):
+Two flavours (`config.flavour`), each a set of the shared decoder's typed parts (config.GLM_V1_PARTS):
   chatglm  ChatGLM-6B: 2D rotary (first half of each head rotated by the position, second half by the
            block position; rotate-half pairs), LayerNorm, tanh-GeLU MLP, biases everywhere, residuals
            that add the *normalised* input scaled by alpha = sqrt(2 x num_layers), untied lm_head.
   glm      GLM-10B: learned position + block position embeddings added to the token embedding,
            pre-LN residuals, erf-GeLU MLP, output head tied to the token embedding.
 
-The model derives positions and the prefix mask from the token ids, per packed segment: Part A =
-the tokens before the first <sop>; the i-th <sop> opens the span of the i-th blank of Part A, except
-that a lone span fills the [gMASK] when Part A has one (the original code's rule for one blank).
+GLMv1LM is models/decoder.py's DecoderLM with GLM's position provider (`token_layout`): it derives
+positions, block positions and Part A (the prefix of the mask) from the token ids, per packed
+segment: Part A = the tokens before the first <sop>; the i-th <sop> opens the span of the i-th blank
+of Part A, except that a lone span fills the [gMASK] when Part A has one (the original code's rule
+for one blank).
 `positions` given as [B, T] are Part A positions (restarting per segment); [B, 2, T] are taken as
 they are. With a KV cache, the first call that brings document tokens is the prompt and later calls
 continue the last span (or, when the prompt had no <sop>, continue the context causally).
@@ -31,7 +33,6 @@ and values matter, the two are the same.
 """
 from __future__ import annotations
 
-import math
 import os
 
 import jax
@@ -39,16 +40,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from medjax.models.config import ModelConfig
-from medjax.models.head import output_head
+from medjax.models.config import GLM_V1_FLAVOURS, GLM_V1_PARTS, GLMTokens, ModelConfig
+from medjax.models.decoder import DecoderLM, TokenLayout
 from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
-from medjax.models.layers import (SHARED_SEGMENT, Embed, Linear, apply_rope, dot_product_attention,
-                                  positions_from_segments, rope_inv_freq)
+from medjax.models.layers import positions_from_segments
 from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
-from medjax.parallel.rules import constrain
 
 MODEL_TYPES = ()  # "chatglm" and GLM-10B's "glm" are routed here by models/glm.py:glm_layout
-FLAVOURS = ("chatglm", "glm")
+FLAVOURS = GLM_V1_FLAVOURS
 SPECIAL_KEYS = ("mask_token_id", "smask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id")
 # the strings GLM-10B's tokenizer (GLMGPT2Tokenizer) gives these ids
 GLM10B_TOKEN_STRINGS = {"mask_token_id": "[MASK]", "smask_token_id": "[sMASK]", "gmask_token_id": "[gMASK]",
@@ -104,12 +103,12 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
         special = {"mask_token_id": token("mask_token_id"), "gmask_token_id": token("gmask_token_id"),
                    "smask_token_id": f.integer("smask_token_id", None, minimum=0, null=None),
                    "sop_token_id": token("bos_token_id"), "eop_token_id": token("eos_token_id")}
-        inner, tie, activation = f.integer("inner_hidden_size"), False, "gelu_tanh"
+        inner, tie = f.integer("inner_hidden_size"), False
     else:
         if not f.flag("block_position_encoding"):  # the flag we read GLM-10B's position tables from
             raise f.error("block_position_encoding", "is not supported: GLM-10B uses 2D position embeddings")
         special = _glm10b_special_ids(f)
-        inner, tie, activation = 4 * hidden, True, "gelu"
+        inner, tie = 4 * hidden, True
     return ModelConfig(
         family="glm_v1",
         vocab_size=f.integer("vocab_size"),
@@ -120,40 +119,45 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
         num_kv_heads=heads,
         norm_eps=f.number("layernorm_epsilon", 1e-5),
         tie_embeddings=tie,
-        attention_bias=True,
+        **GLM_V1_PARTS[flavour],
+        flavour=flavour,
+        glm_tokens=GLMTokens(mask=special["mask_token_id"], gmask=special["gmask_token_id"],
+                             sop=special["sop_token_id"], eop=special["eop_token_id"],
+                             smask=special["smask_token_id"]),
         max_position_embeddings=f.integer("max_sequence_length"),
         bos_token_id=special["sop_token_id"],
         eos_token_id=special["eop_token_id"],
         pad_token_id=f.token_ids("pad_token_id"),
-        extra={"model_type": hf["model_type"], "flavour": flavour, "activation": activation, **special},
+        extra={"model_type": hf["model_type"]},
     )
 
 
 def check_config(cfg: ModelConfig) -> None:
-    flavour = cfg.extra.get("flavour")
-    if flavour not in FLAVOURS:
-        raise ValueError(f"unknown GLM variant: extra['flavour']={flavour!r}; expected one of {FLAVOURS}")
-    for key in ("mask_token_id", "gmask_token_id", "sop_token_id", "eop_token_id", "activation"):
-        if cfg.extra.get(key) is None:
-            raise KeyError(f"GLM v1 config lacks extra[{key!r}]")
+    if cfg.flavour not in FLAVOURS:
+        raise ValueError(f"unknown GLM variant: ModelConfig.flavour={cfg.flavour!r}; expected one of {FLAVOURS}")
+    if cfg.glm_tokens is None:
+        raise KeyError("GLM v1 config lacks glm_tokens (the [MASK], [gMASK], <sop> and <eop> ids)")
+    parts = GLM_V1_PARTS[cfg.flavour]
+    differ = {key: getattr(cfg, key) for key, value in parts.items() if getattr(cfg, key) != value}
+    if differ:  # the checkpoint layouts below implement exactly these networks
+        raise ValueError(f"GLM v1 flavour {cfg.flavour!r} is the network {parts}; this config has {differ}")
 
 
 def config_to_hf(cfg: ModelConfig) -> dict:
-    e = cfg.extra
+    ids = cfg.glm_tokens
     common = {"vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size, "num_layers": cfg.num_layers,
               "num_attention_heads": cfg.num_heads, "layernorm_epsilon": cfg.norm_eps,
               "max_sequence_length": cfg.max_position_embeddings, "pad_token_id": cfg.pad_token_id,
-              "mask_token_id": e["mask_token_id"], "gmask_token_id": e["gmask_token_id"],
-              "torch_dtype": cfg.param_dtype}
-    if e.get("smask_token_id") is not None:
-        common["smask_token_id"] = e["smask_token_id"]
-    if e["flavour"] == "chatglm":
+              "mask_token_id": ids.mask, "gmask_token_id": ids.gmask, "torch_dtype": cfg.param_dtype}
+    if ids.smask is not None:
+        common["smask_token_id"] = ids.smask
+    if cfg.flavour == "chatglm":
         return {**common, "architectures": ["ChatGLMModel"], "model_type": "chatglm",
                 "inner_hidden_size": cfg.intermediate_size, "position_encoding_2d": True,
-                "bos_token_id": e["sop_token_id"], "eos_token_id": e["eop_token_id"]}
+                "bos_token_id": ids.sop, "eos_token_id": ids.eop}
     return {**common, "architectures": ["GLMModel"], "model_type": "glm", "block_position_encoding": True,
             "relative_encoding": False, "attention_scale": 1.0, "output_predict": True,
-            "sop_token_id": e["sop_token_id"], "eop_token_id": e["eop_token_id"]}
+            "sop_token_id": ids.sop, "eop_token_id": ids.eop}
 
 
 # -- positions and the prefix mask from token ids -------------------------------------------------
@@ -220,168 +224,40 @@ def glm_positions(tokens_BxT, segment_ids_BxT, positions_BxT, special: dict):
     return position.astype(jnp.int32), block.astype(jnp.int32), part_a
 
 
-def prefix_lm_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S, kv_prefix_BxS):
-    """Same segment (or a SHARED_SEGMENT key), and either an earlier slot or a Part A key. Returns bool
-    [B, 1, T, S]."""
-    visible = (kv_slot_S[None, None, :] <= q_slot_T[None, :, None]) | kv_prefix_BxS[:, None, :]
-    same = ((q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :])
-            | (kv_segment_BxS == SHARED_SEGMENT)[:, None, :])
-    return (visible & same)[:, None]
+# -- the model: the shared decoder with GLM's position provider ------------------------------------
 
-
-# -- layers ---------------------------------------------------------------------------------------
-
-class LayerNorm(nnx.Module):
-    def __init__(self, features: int, *, eps: float, dtype, param_dtype):
-        self.eps, self.dtype = eps, dtype
-        self.scale = nnx.Param(jnp.ones((features,), param_dtype), axes=("norm",))
-        self.bias = nnx.Param(jnp.zeros((features,), param_dtype), axes=("norm",))
-
-    def __call__(self, x):
-        x32 = x.astype(jnp.float32)
-        mean = jnp.mean(x32, axis=-1, keepdims=True)
-        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
-        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
-        return (y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)).astype(self.dtype)
-
-
-class PositionTable(nnx.Module):
-    """Learned (block) position embeddings of GLM-10B: rows are positions, never sharded."""
-
-    def __init__(self, rows: int, features: int, *, dtype, param_dtype, rngs: nnx.Rngs):
-        self.dtype = dtype
-        self.embedding = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(), (rows, features), param_dtype),
-                                   axes=(None, "embed"))
-
-    def __call__(self, positions_BxT):
-        return jnp.take(self.embedding[...], positions_BxT, axis=0, mode="clip").astype(self.dtype)
-
-
-_ACTIVATIONS = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
-                "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
-
-
-class Attention(nnx.Module):
-    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        d, hd, h = cfg.hidden_size, cfg.head_dim, cfg.num_heads
-        kw = dict(use_bias=True, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
-        self.num_heads, self.head_dim = h, hd
-        self.q = Linear(d, h * hd, axes=("embed", "q_heads"), **kw)
-        self.k = Linear(d, h * hd, axes=("embed", "kv_heads"), **kw)
-        self.v = Linear(d, h * hd, axes=("embed", "kv_heads"), **kw)
-        self.o = Linear(h * hd, d, axes=("q_heads", "embed"), **kw)
-
-    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None):
-        b, t, _ = x_BxTxD.shape
-        shape = (b, t, self.num_heads, self.head_dim)
-        q_BxTxHxE, k_BxTxHxE, v_BxTxHxE = (self.q(x_BxTxD).reshape(shape), self.k(x_BxTxD).reshape(shape),
-                                           self.v(x_BxTxD).reshape(shape))
-        if rope is not None:  # ChatGLM-6B: the position turns the first half, the block position the second
-            (cos_p, sin_p), (cos_b, sin_b) = rope
-            half = self.head_dim // 2
-
-            def turn(x):
-                return jnp.concatenate([apply_rope(x[..., :half], cos_p, sin_p, False),
-                                        apply_rope(x[..., half:], cos_b, sin_b, False)], axis=-1)
-
-            q_BxTxHxE, k_BxTxHxE = turn(q_BxTxHxE), turn(k_BxTxHxE)
-        if kv_cache is not None:
-            k_cache, v_cache = kv_cache
-            k_BxTxHxE = jax.lax.dynamic_update_slice_in_dim(k_cache, k_BxTxHxE.astype(k_cache.dtype), cache_index, 1)
-            v_BxTxHxE = jax.lax.dynamic_update_slice_in_dim(v_cache, v_BxTxHxE.astype(v_cache.dtype), cache_index, 1)
-            kv_cache = (k_BxTxHxE, v_BxTxHxE)
-        out = dot_product_attention(q_BxTxHxE, k_BxTxHxE.astype(q_BxTxHxE.dtype), v_BxTxHxE.astype(q_BxTxHxE.dtype),
-                                    mask)
-        return self.o(out.reshape(b, t, -1)), kv_cache
-
-
-class MLP(nnx.Module):
-    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        kw = dict(use_bias=True, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype, rngs=rngs)
-        self.up = Linear(cfg.hidden_size, cfg.intermediate_size, axes=("embed", "mlp"), **kw)
-        self.down = Linear(cfg.intermediate_size, cfg.hidden_size, axes=("mlp", "embed"), **kw)
-        self.activation = cfg.extra["activation"]
-
-    def __call__(self, x_BxTxD):
-        h_BxTxF = constrain(_ACTIVATIONS[self.activation](self.up(x_BxTxD)), ("batch", "seq", "act_mlp"))
-        return self.down(h_BxTxF)
-
-
-class Block(nnx.Module):
-    def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        norm = dict(eps=cfg.norm_eps, dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
-        self.attn_norm = LayerNorm(cfg.hidden_size, **norm)
-        self.attn = Attention(cfg, rngs=rngs)
-        self.mlp_norm = LayerNorm(cfg.hidden_size, **norm)
-        self.mlp = MLP(cfg, rngs=rngs)
-        # ChatGLM-6B's residual carries the normalised input, scaled (its "DeepNorm"-style alpha)
-        self.alpha = math.sqrt(2 * cfg.num_layers) if cfg.extra["flavour"] == "chatglm" else None
-
-    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None):
-        h = self.attn_norm(x_BxTxD)
-        a, kv_cache = self.attn(h, rope, mask, kv_cache, cache_index)
-        x_BxTxD = h * self.alpha + a if self.alpha else x_BxTxD + a
-        h = self.mlp_norm(x_BxTxD)
-        x_BxTxD = h * self.alpha + self.mlp(h) if self.alpha else x_BxTxD + self.mlp(h)
-        return constrain(x_BxTxD, ("batch", "seq", "act_embed")), kv_cache
-
-
-def _rope_tables(positions_BxT, dim: int):
-    """cos/sin [B, T, dim // 2]. ChatGLM-6B builds its table in fp16 (inv_freq, angles and cos/sin);
-    we round the same way so the published weights see the angles they were trained with."""
-    half = jnp.float16
-    inv = rope_inv_freq(dim, 10000.0, None).astype(half)
-    angles = (positions_BxT.astype(half)[..., None] * inv).astype(half)
-    return (jnp.cos(angles.astype(jnp.float32)).astype(half).astype(jnp.float32),
-            jnp.sin(angles.astype(jnp.float32)).astype(half).astype(jnp.float32))
-
-
-class GLMv1LM(nnx.Module):
-    """Token ids -> logits with the call signature of DecoderLM (see the module docstring)."""
+class GLMv1LM(DecoderLM):
+    """Token ids -> logits: models/decoder.py's DecoderLM, whose positions, block positions and Part A
+    (the prefix mask) come from the ids (see the module docstring). positions: None (derived), [B, T]
+    positions restarting per segment (blank positions are taken from them) or explicit [B, 2, T]."""
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
         check_config(cfg)
-        self.config = cfg
-        kw = dict(dtype=cfg.compute_dtype, param_dtype=cfg.weight_dtype)
-        self.embed = Embed(cfg.vocab_size, cfg.hidden_size, rngs=rngs, **kw)
-        self.learned_positions = cfg.extra["flavour"] == "glm"
-        if self.learned_positions:  # GLM-10B keeps max_sequence_length + 1 rows
-            rows = cfg.max_position_embeddings + 1
-            self.position_embed = PositionTable(rows, cfg.hidden_size, rngs=rngs, **kw)
-            self.block_position_embed = PositionTable(rows, cfg.hidden_size, rngs=rngs, **kw)
-
-        @nnx.split_rngs(splits=cfg.num_layers)
-        @nnx.vmap(in_axes=(0,), out_axes=0)
-        def make(rngs):
-            return Block(cfg, rngs=rngs)
-
-        self.layers = make(rngs)
-        self.final_norm = LayerNorm(cfg.hidden_size, eps=cfg.norm_eps, **kw)
-        if not cfg.tie_embeddings:
-            self.lm_head = Linear(cfg.hidden_size, cfg.vocab_size, axes=("embed", "vocab"), fp32_output=True,
-                                  rngs=rngs, **kw)
+        super().__init__(cfg, rngs=rngs)
 
     @property
     def special(self) -> dict:
-        e = self.config.extra
-        masks = [e[k] for k in ("mask_token_id", "smask_token_id", "gmask_token_id") if e.get(k) is not None]
-        return {"sop": e["sop_token_id"], "gmask": e["gmask_token_id"], "masks": masks}
+        ids = self.config.glm_tokens
+        return {"sop": ids.sop, "gmask": ids.gmask, "masks": list(ids.blanks)}
 
     def generation_prompt(self, ids: list[int]) -> list[int]:
         """The [gMASK] <sop> protocol: a prompt without <sop> gets `[gMASK] <sop>` appended."""
-        e = self.config.extra
-        return list(ids) if e["sop_token_id"] in ids else list(ids) + [e["gmask_token_id"], e["sop_token_id"]]
-
-    def embed_tokens(self, tokens_BxT):
-        return self.embed(tokens_BxT)
+        special = self.config.glm_tokens
+        return list(ids) if special.sop in ids else list(ids) + [special.gmask, special.sop]
 
     def init_cache(self, batch: int, max_len: int) -> dict:
-        cfg = self.config
-        shape = (cfg.num_layers, batch, max_len, cfg.num_heads, cfg.head_dim)
-        zeros_b = jnp.zeros((batch,), jnp.int32)
-        return dict(k=jnp.zeros(shape, cfg.compute_dtype), v=jnp.zeros(shape, cfg.compute_dtype),
-                    segment_ids=jnp.zeros((batch, max_len), jnp.int32), prefix=jnp.zeros((batch, max_len), bool),
-                    next_position=zeros_b, next_block=zeros_b, index=jnp.zeros((), jnp.int32))
+        """The shared cache plus where a continuation goes on: next position and block position per row."""
+        zeros_B = jnp.zeros((batch,), jnp.int32)
+        return {**super().init_cache(batch, max_len), "next_position": zeros_B, "next_block": zeros_B}
+
+    def token_layout(self, tokens_BxT, positions_BxT, segment_ids_BxT, cache) -> TokenLayout:
+        position, block, part_a = self._positions(tokens_BxT, positions_BxT, segment_ids_BxT, cache)
+        if cache is None:
+            return TokenLayout(position, block, part_a)
+        last_block, last_position = block[:, -1], position[:, -1]
+        state = dict(next_position=jnp.where(last_block > 0, last_position, last_position + 1),
+                     next_block=jnp.where(last_block > 0, last_block + 1, 0))
+        return TokenLayout(position, block, part_a, state)
 
     def _positions(self, tokens_BxT, positions_BxT, segment_ids_BxT, cache):
         if positions_BxT is not None and positions_BxT.ndim == 3:  # explicit [B, 2, T] 2D positions
@@ -403,56 +279,6 @@ class GLMv1LM(nnx.Module):
         return (jnp.where(first_Bx1, position, cont_position), jnp.where(first_Bx1, block, cont_block),
                 part_a & first_Bx1)
 
-    def __call__(self, tokens_BxT, positions_BxT=None, segment_ids_BxT=None, cache=None, inputs_embeds_BxTxD=None):
-        """Logits [B, T, V] in fp32, or (logits, cache) with a cache. positions: None (derived), [B, T]
-        positions restarting per segment (blank positions are taken from them) or explicit [B, 2, T].
-        `inputs_embeds_BxTxD` replaces the token lookup (prompt tuning); the ids still shape Part A / B."""
-        cfg = self.config
-        b, t = tokens_BxT.shape
-        if segment_ids_BxT is None:
-            segment_ids_BxT = jnp.ones((b, t), jnp.int32)
-        position, block, part_a = self._positions(tokens_BxT, positions_BxT, segment_ids_BxT, cache)
-        x_BxTxD = self.embed_tokens(tokens_BxT) if inputs_embeds_BxTxD is None else inputs_embeds_BxTxD
-        x_BxTxD = x_BxTxD.astype(cfg.compute_dtype)
-        rope = None
-        if self.learned_positions:
-            x_BxTxD = x_BxTxD + self.position_embed(position) + self.block_position_embed(block)
-        else:
-            rope = (_rope_tables(position, cfg.head_dim // 2), _rope_tables(block, cfg.head_dim // 2))
-        x_BxTxD = constrain(x_BxTxD, ("batch", "seq", "act_embed"))
-
-        if cache is None:
-            slots_T = jnp.arange(t)
-            mask = prefix_lm_mask(segment_ids_BxT, segment_ids_BxT, slots_T, slots_T, part_a)
-            kv_xs, index = None, None
-        else:
-            index = cache["index"]
-            kv_segments = jax.lax.dynamic_update_slice_in_dim(cache["segment_ids"], segment_ids_BxT, index, 1)
-            kv_prefix = jax.lax.dynamic_update_slice_in_dim(cache["prefix"], part_a, index, 1)
-            mask = prefix_lm_mask(segment_ids_BxT, kv_segments, index + jnp.arange(t),
-                                  jnp.arange(kv_segments.shape[1]), kv_prefix)
-            kv_xs = (cache["k"], cache["v"])
-
-        graphdef, layer_state = nnx.split(self.layers)
-
-        def body(x, xs):
-            state, kv = xs
-            return nnx.merge(graphdef, state)(x, rope, mask, kv, index)
-
-        if cfg.remat != "none":
-            from medjax.models.decoder import _REMAT_POLICIES
-
-            body = jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
-        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs))
-        logits = output_head(self, self.final_norm(x_BxTxD))  # hidden states under head.hidden_states_only
-        if cache is None:
-            return logits
-        last_block, last_position = block[:, -1], position[:, -1]
-        new_cache = dict(k=new_kv[0], v=new_kv[1], segment_ids=kv_segments, prefix=kv_prefix,
-                         next_position=jnp.where(last_block > 0, last_position, last_position + 1),
-                         next_block=jnp.where(last_block > 0, last_block + 1, 0), index=index + t)
-        return logits, new_cache
-
 
 def build(cfg: ModelConfig, rngs: nnx.Rngs) -> GLMv1LM:
     return GLMv1LM(cfg, rngs=rngs)
@@ -462,7 +288,7 @@ def build(cfg: ModelConfig, rngs: nnx.Rngs) -> GLMv1LM:
 
 def _layout(cfg: ModelConfig) -> tuple[str, str]:
     """(prefix of the transformer stack, prefix of the layers) in the original checkpoints."""
-    return ("transformer.", "transformer.layers.{i}.") if cfg.extra["flavour"] == "chatglm" else (
+    return ("transformer.", "transformer.layers.{i}.") if cfg.flavour == "chatglm" else (
         "glm.transformer.", "glm.transformer.layers.{i}.")
 
 
@@ -470,7 +296,7 @@ def weight_table(cfg: ModelConfig):
     """Every weight except the fused query_key_value (see _qkv_order)."""
     stack, layer = _layout(cfg)
     table = [
-        ("transformer.word_embeddings.weight" if cfg.extra["flavour"] == "chatglm" else "glm.word_embeddings.weight",
+        ("transformer.word_embeddings.weight" if cfg.flavour == "chatglm" else "glm.word_embeddings.weight",
          ("embed", "embedding"), COPY),
     ]
     for kind, ours in (("weight", "scale"), ("bias", "bias")):
@@ -481,7 +307,7 @@ def weight_table(cfg: ModelConfig):
                          ("mlp.dense_4h_to_h", ("mlp", "down"))):
         table += [(layer + theirs + ".weight", ("layers", *path, "kernel"), LINEAR),
                   (layer + theirs + ".bias", ("layers", *path, "bias"), COPY)]
-    if cfg.extra["flavour"] == "glm":
+    if cfg.flavour == "glm":
         table += [(stack + "position_embeddings.weight", ("position_embed", "embedding"), COPY),
                   (stack + "block_position_embeddings.weight", ("block_position_embed", "embedding"), COPY)]
     else:
@@ -493,14 +319,14 @@ def _qkv_order(cfg: ModelConfig, fused: np.ndarray) -> np.ndarray:
     """[3 * H * E, ...] -> [3, H * E, ...]. ChatGLM-6B interleaves per head (q_h, k_h, v_h);
     GLM-10B stacks all of q, then k, then v."""
     h, e = cfg.num_heads, cfg.head_dim
-    if cfg.extra["flavour"] == "chatglm":
+    if cfg.flavour == "chatglm":
         return np.swapaxes(fused.reshape(h, 3, e, *fused.shape[1:]), 0, 1).reshape(3, h * e, *fused.shape[1:])
     return fused.reshape(3, h * e, *fused.shape[1:])
 
 
 def _qkv_fuse(cfg: ModelConfig, parts: np.ndarray) -> np.ndarray:
     h, e = cfg.num_heads, cfg.head_dim
-    if cfg.extra["flavour"] == "chatglm":
+    if cfg.flavour == "chatglm":
         return np.swapaxes(parts.reshape(3, h, e, *parts.shape[2:]), 0, 1).reshape(3 * h * e, *parts.shape[2:])
     return parts.reshape(3 * h * e, *parts.shape[2:])
 

@@ -1,4 +1,5 @@
-"""Building blocks shared by every backbone: Linear, Embed, RMSNorm, rotary embeddings, attention.
+"""Building blocks shared by every backbone: Linear, Embed, RMSNorm / LayerNorm, learned position
+tables, rotary embeddings (plain and GLM's 2D), attention and its masks.
 
 Array names carry their shapes: B batch, T query length, S key length, D hidden, H query heads,
 K key/value heads, G = H // K heads per group, E head dim, V vocab.
@@ -83,6 +84,34 @@ class RMSNorm(nnx.Module):
         return self.scale[...].astype(self.dtype) * x32.astype(self.dtype)
 
 
+class LayerNorm(nnx.Module):
+    """LayerNorm with a bias (GLM v1), computed in fp32."""
+
+    def __init__(self, features: int, *, eps: float, dtype=jnp.float32, param_dtype=jnp.float32):
+        self.eps, self.dtype = eps, dtype
+        self.scale = nnx.Param(jnp.ones((features,), param_dtype), axes=("norm",))
+        self.bias = nnx.Param(jnp.zeros((features,), param_dtype), axes=("norm",))
+
+    def __call__(self, x):
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(x32 - mean), axis=-1, keepdims=True)
+        y = (x32 - mean) * jax.lax.rsqrt(var + self.eps)
+        return (y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)).astype(self.dtype)
+
+
+class PositionTable(nnx.Module):
+    """Learned (block) position embeddings of GLM-10B: rows are positions, never sharded."""
+
+    def __init__(self, rows: int, features: int, *, dtype, param_dtype, rngs: nnx.Rngs):
+        self.dtype = dtype
+        self.embedding = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(), (rows, features), param_dtype),
+                                   axes=(None, "embed"))
+
+    def __call__(self, positions_BxT):
+        return jnp.take(self.embedding[...], positions_BxT, axis=0, mode="clip").astype(self.dtype)
+
+
 # -- rotary position embeddings -----------------------------------------------------------------
 
 def rope_inv_freq(rotary_dim: int, theta: float, scaling: dict | None):
@@ -127,6 +156,26 @@ def apply_rope(x_BxTxNxE, cos_BxTxR, sin_BxTxR, interleaved: bool):
     return jnp.concatenate([out.astype(x_BxTxNxE.dtype), x_pass], axis=-1)
 
 
+def apply_rope_sections(x_BxTxNxE, sections, interleaved: bool):
+    """`sections`: one (cos, sin) pair per equal consecutive slice of each head, each applied with
+    apply_rope. One section is plain (partial) rotary; GLM's 2D rotary has two (position, block position)."""
+    if len(sections) == 1:
+        return apply_rope(x_BxTxNxE, *sections[0], interleaved)
+    parts = jnp.split(x_BxTxNxE, len(sections), axis=-1)
+    return jnp.concatenate([apply_rope(part, cos, sin, interleaved) for part, (cos, sin) in zip(parts, sections)],
+                           axis=-1)
+
+
+def fp16_rope_cos_sin(positions_BxT, dim: int, theta: float):
+    """cos/sin [B, T, dim // 2] rounded as ChatGLM-6B builds its table, in fp16 (inv_freq, angles and
+    cos/sin), so the published weights see the angles they were trained with."""
+    half = jnp.float16
+    inv = rope_inv_freq(dim, theta, None).astype(half)
+    angles = (positions_BxT.astype(half)[..., None] * inv).astype(half)
+    return (jnp.cos(angles.astype(jnp.float32)).astype(half).astype(jnp.float32),
+            jnp.sin(angles.astype(jnp.float32)).astype(half).astype(jnp.float32))
+
+
 # -- attention ----------------------------------------------------------------------------------
 
 # Keys with this segment id are visible to every segment: a soft prompt in front of packed documents
@@ -134,12 +183,15 @@ def apply_rope(x_BxTxNxE, cos_BxTxR, sin_BxTxR, interleaved: bool):
 SHARED_SEGMENT = -1
 
 
-def attention_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S):
-    """Causal over slots, and never across segments except into SHARED_SEGMENT keys. Returns bool [B, 1, T, S]."""
+def attention_mask(q_segment_BxT, kv_segment_BxS, q_slot_T, kv_slot_S, kv_prefix_BxS=None):
+    """Causal over slots, and never across segments except into SHARED_SEGMENT keys. With
+    `kv_prefix_BxS` (a prefix LM: GLM v1's Part A) those keys are visible to every query of their
+    segment, later slots included. Returns bool [B, 1, T, S]."""
     causal_TxS = kv_slot_S[None, :] <= q_slot_T[:, None]
+    earlier_BxTxS = causal_TxS[None] if kv_prefix_BxS is None else causal_TxS[None] | kv_prefix_BxS[:, None, :]
     same_BxTxS = q_segment_BxT[:, :, None] == kv_segment_BxS[:, None, :]
     visible_BxTxS = same_BxTxS | (kv_segment_BxS == SHARED_SEGMENT)[:, None, :]
-    return (causal_TxS[None] & visible_BxTxS)[:, None]
+    return (earlier_BxTxS & visible_BxTxS)[:, None]
 
 
 def positions_from_segments(segment_ids_BxT):
