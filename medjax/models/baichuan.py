@@ -18,7 +18,7 @@ from flax import nnx
 from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
 from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
-from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
+from medjax.models.weight_map import COPY, LINEAR, export_table, import_table, split_fused_rows
 
 MODEL_TYPES = ("baichuan",)
 BAICHUAN2_VOCAB = 125696
@@ -109,20 +109,11 @@ def weight_table(cfg: ModelConfig):
 def import_params(store, cfg: ModelConfig, shapes: dict, dtype, source: str) -> dict:
     _check(cfg)
     params = import_table(store, weight_table(cfg), cfg.num_layers, shapes, dtype, source)
-    expected = (3 * cfg.hidden_size, cfg.hidden_size)
-    q, k, v = [], [], []
-    for i in range(cfg.num_layers):
-        name = W_PACK.format(i=i)
-        if name not in store:
-            raise KeyError(f"{source}: missing weight {name!r}")
-        fused = np.asarray(store.get(name))
-        if fused.shape != expected:
-            raise ValueError(f"{source}: weight {name!r} has shape {fused.shape}, expected {expected} "
-                             "(3 * hidden_size, hidden_size) from config.json")
-        for parts, rows in zip((q, k, v), np.split(fused, 3, axis=0)):
-            parts.append(rows.T)
-    for role, parts in zip("qkv", (q, k, v)):
-        params["layers"]["attn"][role] = {"kernel": np.stack(parts).astype(dtype)}
+    d = cfg.hidden_size
+    qkv = split_fused_rows(store, W_PACK, cfg.num_layers, (d, d, d), d, dtype, source,
+                           "3 * hidden_size, hidden_size")
+    for role, kernel in zip("qkv", qkv):
+        params["layers"]["attn"][role] = {"kernel": kernel}
     return params
 
 

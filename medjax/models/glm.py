@@ -19,7 +19,7 @@ from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
 from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
 from medjax.models.llama import decoder_hf_fields, decoder_weight_rows
-from medjax.models.weight_map import COPY, export_table, import_table
+from medjax.models.weight_map import COPY, export_table, import_table, split_fused_rows
 
 MODEL_TYPES = ("glm", "glm4", "chatglm")
 _ARCHITECTURES = {"glm": "GlmForCausalLM", "glm4": "Glm4ForCausalLM"}
@@ -114,19 +114,10 @@ def weight_table(cfg: ModelConfig):
 
 def split_gate_up(store, name_fmt: str, cfg: ModelConfig, dtype, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Stacked gate and up kernels [L, D, F] from fused [2F, D] weights (gate rows first)."""
-    gates, ups = [], []
-    expected = (2 * cfg.intermediate_size, cfg.hidden_size)
-    for i in range(cfg.num_layers):
-        name = name_fmt.format(i=i)
-        if name not in store:
-            raise KeyError(f"{source}: missing weight {name!r}")
-        fused = np.asarray(store.get(name))
-        if fused.shape != expected:
-            raise ValueError(f"{source}: weight {name!r} has shape {fused.shape}, expected {expected} "
-                             "(2 x intermediate_size, hidden_size) from config.json")
-        gates.append(fused[: cfg.intermediate_size].T)
-        ups.append(fused[cfg.intermediate_size:].T)
-    return np.stack(gates).astype(dtype), np.stack(ups).astype(dtype)
+    f = cfg.intermediate_size
+    gate, up = split_fused_rows(store, name_fmt, cfg.num_layers, (f, f), cfg.hidden_size, dtype, source,
+                                "2 x intermediate_size, hidden_size")
+    return gate, up
 
 
 def fuse_gate_up(params: dict, name_fmt: str, num_layers: int) -> dict[str, np.ndarray]:

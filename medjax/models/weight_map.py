@@ -65,3 +65,22 @@ def export_table(params: dict, table, num_layers: int) -> dict[str, np.ndarray]:
         else:
             out[hf_name] = _from_hf(value, kind)
     return out
+
+
+def split_fused_rows(store, name_fmt: str, num_layers: int, sizes: tuple[int, ...], in_features: int, dtype,
+                     source: str, layout: str) -> list[np.ndarray]:
+    """Per-layer HF weights [sum(sizes), in] fused by rows (e.g. gate;up or q;k;v), split into stacked
+    kernels [L, in, size] of ours, one per part. `layout` says in errors what config.json implies."""
+    expected = (sum(sizes), in_features)
+    parts: list[list[np.ndarray]] = [[] for _ in sizes]
+    for i in range(num_layers):
+        name = name_fmt.format(i=i)
+        if name not in store:
+            raise KeyError(f"{source}: missing weight {name!r}")
+        fused = np.asarray(store.get(name))
+        if fused.shape != expected:
+            raise ValueError(f"{source}: weight {name!r} has shape {fused.shape}, expected {expected} "
+                             f"({layout}) from config.json")
+        for stack, rows in zip(parts, np.split(fused, np.cumsum(sizes)[:-1], axis=0)):
+            stack.append(rows.T)
+    return [np.stack(stack).astype(dtype) for stack in parts]
