@@ -20,17 +20,15 @@ python -m medjax.main --config=configs/antglm_med.py --config.model.init=hf:/mod
 from medjax.assets import default_paths
 from medjax.assets.build_recipe_data import recipe_paths
 from medjax.data.config import data_config
-from medjax.train.config import stage_section, training_config
+from medjax.train.config import parent_config, stage_section
 
 
 def get_config():
     paths, recipe = default_paths(), recipe_paths()
-    c = training_config("cp,ift,ta")
+    c = parent_config(__file__, "cp_ift.py")  # its cp stage, run settings and end-of-stage benchmark
+    c.stages = "cp,ift,ta"
     c.workdir = "runs/antglm_med"
     c.model.preset = "tiny-glm"
-    c.cp = stage_section("cp", data_config(train=paths["cp_train"], eval=paths["cp_eval"]))
-    c.cp.steps = 150
-    c.cp.lr = 3e-3
     # IFT source weights are ours (the paper mixes these record types without publishing weights):
     # multiple-choice and reasoning records are the rarer kinds the benchmark asks for, so they draw more
     ift_sources = [{"name": "qa", "path": recipe["ift/qa"], "weight": 1.0},
@@ -46,14 +44,7 @@ def get_config():
     c.ta.parent = "ift"
     c.ta.steps = 60
     c.ta.lr = 5e-4
-    c.train.batch_size = 8
     c.train.seq_len = 256  # a MedQA prompt is up to ~200 tokens of the embedded tokenizer
-    c.train.warmup_steps = 10
-    c.train.log_every = 10
-    c.train.eval_every = 50
-    c.checkpoint.every = 50
-    c.eval.tasks = "medqa"
-    c.eval.data_dir = paths["benchmarks_dir"]
     c.eval.method = "loglik,voc"  # one table: VoC beside log-likelihood (medjax/train/benchmarks.py)
     c.eval.max_reason_tokens = 32  # VoC arguments; the paper's model writes longer ones
     c.eval.batch_size = 32  # VoC decodes 4 arguments per question: wider batches, fewer decode steps

@@ -2,12 +2,11 @@
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from run_main import run_main
 from tests.hf_fixtures import make_hf_llama, torch_logits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -15,10 +14,7 @@ SHARED = os.path.join(ROOT, "..", "shared", "data")
 
 
 def main(workdir, *flags, config="configs/cp_ift.py"):
-    cmd = [sys.executable, "-m", "medjax.main", f"--config={config}", f"--workdir={workdir}", *flags]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_main(workdir, config, *flags)
 
 
 # the embedded default (README command: same model, data, learning rates) with fewer steps

@@ -22,6 +22,7 @@ from medjax.data.tokenizer import load_tokenizer
 from medjax.eval.continuation_scorer import tokenize_pair
 from medjax.eval.prompts import build_prompt, continuations, style_for
 from medjax.eval.tasks import get_task
+from run_main import run_main
 from shared_data import shared_data
 from medjax.train.config import load_config_file
 
@@ -29,10 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(workdir, config, *flags):
-    cmd = [sys.executable, "-m", "medjax.main", f"--config={config}", f"--workdir={workdir}", *flags]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return run_main(workdir, config, *flags, timeout=600)
 
 
 # every stage a few steps, the benchmark on a few questions: the whole recipe, offline, in under a minute
