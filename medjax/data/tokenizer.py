@@ -125,6 +125,11 @@ def load_tokenizer(path: str) -> Tokenizer:
     glm = glm_tokenizer(path)
     if glm is not None:
         return glm
+    from medjax.data.baichuan_tokenizer import baichuan_tokenizer  # BaichuanTokenizer, remote code in HF
+
+    baichuan = baichuan_tokenizer(path)
+    if baichuan is not None:
+        return baichuan
     if os.path.isfile(path):
         if not path.endswith(".model"):
             raise ValueError(f"{path}: expected a SentencePiece .model file or a tokenizer directory")
