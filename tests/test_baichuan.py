@@ -17,6 +17,7 @@ from safetensors.numpy import load_file, save_file
 import medjax
 from medjax.api import LM
 from medjax.checkpoint.hf_model import config_from_hf_dir, load_hf_model
+from medjax.data.tokenizer import load_tokenizer
 from medjax.models import baichuan
 from medjax.models.decoder import init_cache
 from medjax.models.layers import alibi_slopes
@@ -263,3 +264,30 @@ def test_baichuan2_chat_template_puts_the_role_tokens_where_build_chat_input_doe
     assert encode_turns(dialogue[:3], template, tok) == [(enc("Be brief.") + [195] + enc("hi") + [196],
                                                           enc("ok") + [2])]
     assert render_prompt(dialogue[1:2], template) == "<reserved_106>hi<reserved_107>"
+
+
+def test_lora_ift_through_the_trainer_learns_on_an_alibi_norm_head_baichuan(tmp_path):
+    """The whole trainer (pipeline.run: data, LoRA, checkpoints, hf/ export) on a Baichuan2-13B-style directory."""
+    from medjax.assets import default_paths
+    from medjax.train.config import load_config_file
+    from medjax.train.pipeline import run
+
+    paths = default_paths()
+    vocab = load_tokenizer(paths["tokenizer"]).vocab_size
+    base = tmp_path / "base"
+    base.mkdir()
+    write_dir(str(base), {**ALIBI_HF, "vocab_size": vocab, "model_max_length": 64}, seed=5)
+    c = load_config_file(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                      "configs", "ift.py"))
+    c.model.init, c.model.tokenizer = f"hf:{base}", paths["tokenizer"]
+    c.train.update(steps=12, seq_len=64, batch_size=4, lr=3e-2, warmup_steps=2, log_every=1, eval_every=0,
+                   eval_batches=1)
+    c.checkpoint.async_save, c.eval.tasks, c.report = False, "", False
+    c.peft.method, c.peft.targets, c.peft.dropout = "lora", "attn,mlp", 0.0
+    run(c, str(tmp_path / "run"))
+    with open(tmp_path / "run" / "ift" / "metrics.jsonl") as f:
+        losses = [r["loss"] for r in map(json.loads, f) if "loss" in r]
+    assert len(losses) == 12 and np.all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3, losses
+    exported = load_hf_model(str(tmp_path / "run" / "ift" / "hf"))  # merged LoRA, back in the W_pack layout
+    assert exported.config.family == "baichuan" and exported.config.norm_head
