@@ -17,9 +17,8 @@ from flax import nnx
 
 from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
-from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
-from medjax.models.llama import decoder_hf_fields, decoder_weight_rows
-from medjax.models.weight_map import COPY, export_table, import_table, split_fused_rows
+from medjax.models.hf_config_fields import ConfigFields, decoder_hf_fields, refuse_quantized
+from medjax.models.weight_map import COPY, decoder_weight_rows, export_table, import_table, split_fused_rows
 
 MODEL_TYPES = ("glm", "glm4", "chatglm")
 _ARCHITECTURES = {"glm": "GlmForCausalLM", "glm4": "Glm4ForCausalLM"}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 
+from medjax.models.config import ModelConfig
+
 _MISSING = object()
 # rope types whose inverse frequencies models/layers.py:rope_inv_freq computes, and the keys each reads
 ROPE_TYPES = {"default": (), "linear": ("factor",),
@@ -128,3 +130,32 @@ def refuse_quantized(f: ConfigFields) -> None:
     if f.hf.get("quantization_config") is not None:
         raise f.error("quantization_config", "is not supported: load the unquantised weights "
                       "(config.peft.method=qlora quantises them itself)")
+
+
+# -- the write side: config.json fields that LLaMA-style transformers decoders share --------------
+
+def rope_to_hf(cfg: ModelConfig) -> dict:
+    params = {"rope_theta": cfg.rope_theta, "rope_type": "default", **(cfg.rope_scaling or {})}
+    return {"rope_parameters": params, "rope_theta": cfg.rope_theta}
+
+
+def decoder_hf_fields(cfg: ModelConfig) -> dict:
+    """config.json fields every LLaMA-style transformers decoder (LLaMA, GLM, GLM-4) shares."""
+    return {
+        "vocab_size": cfg.vocab_size,
+        "hidden_size": cfg.hidden_size,
+        "intermediate_size": cfg.intermediate_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_kv_heads,
+        "head_dim": cfg.head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": cfg.norm_eps,
+        "tie_word_embeddings": cfg.tie_embeddings,
+        "attention_bias": cfg.attention_bias,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "bos_token_id": cfg.bos_token_id,
+        "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.pad_token_id,
+        "torch_dtype": cfg.param_dtype,
+    }

@@ -5,15 +5,10 @@ from flax import nnx
 
 from medjax.models.config import ModelConfig
 from medjax.models.decoder import DecoderLM
-from medjax.models.hf_config_fields import ConfigFields, refuse_quantized
-from medjax.models.weight_map import COPY, LINEAR, export_table, import_table
+from medjax.models.hf_config_fields import ConfigFields, decoder_hf_fields, refuse_quantized, rope_to_hf
+from medjax.models.weight_map import LINEAR, decoder_weight_rows, export_table, import_table
 
 MODEL_TYPES = ("llama",)
-
-
-def rope_to_hf(cfg: ModelConfig) -> dict:
-    params = {"rope_theta": cfg.rope_theta, "rope_type": "default", **(cfg.rope_scaling or {})}
-    return {"rope_parameters": params, "rope_theta": cfg.rope_theta}
 
 
 def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
@@ -53,51 +48,9 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
     )
 
 
-def decoder_hf_fields(cfg: ModelConfig) -> dict:
-    """config.json fields every LLaMA-style transformers decoder (LLaMA, GLM, GLM-4) shares."""
-    return {
-        "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.hidden_size,
-        "intermediate_size": cfg.intermediate_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads,
-        "num_key_value_heads": cfg.num_kv_heads,
-        "head_dim": cfg.head_dim,
-        "hidden_act": "silu",
-        "rms_norm_eps": cfg.norm_eps,
-        "tie_word_embeddings": cfg.tie_embeddings,
-        "attention_bias": cfg.attention_bias,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "bos_token_id": cfg.bos_token_id,
-        "eos_token_id": cfg.eos_token_id,
-        "pad_token_id": cfg.pad_token_id,
-        "torch_dtype": cfg.param_dtype,
-    }
-
-
 def config_to_hf(cfg: ModelConfig) -> dict:
     return {"architectures": ["LlamaForCausalLM"], "model_type": "llama", **decoder_hf_fields(cfg),
             **rope_to_hf(cfg), "mlp_bias": False}
-
-
-def decoder_weight_rows(cfg: ModelConfig):
-    """Weight-table rows shared by LLaMA-style transformers decoders: embeddings, norms, attention,
-    down projection and the untied head (the gate/up layout differs per family)."""
-    layer = "model.layers.{i}."
-    table = [
-        ("model.embed_tokens.weight", ("embed", "embedding"), COPY),
-        ("model.norm.weight", ("final_norm", "scale"), COPY),
-        (layer + "input_layernorm.weight", ("layers", "attn_norm", "scale"), COPY),
-        (layer + "post_attention_layernorm.weight", ("layers", "mlp_norm", "scale"), COPY),
-        (layer + "mlp.down_proj.weight", ("layers", "mlp", "down", "kernel"), LINEAR),
-    ]
-    for ours in ("q", "k", "v", "o"):
-        table.append((layer + f"self_attn.{ours}_proj.weight", ("layers", "attn", ours, "kernel"), LINEAR))
-        if cfg.attention_bias and ours != "o":
-            table.append((layer + f"self_attn.{ours}_proj.bias", ("layers", "attn", ours, "bias"), COPY))
-    if not cfg.tie_embeddings:
-        table.append(("lm_head.weight", ("lm_head", "kernel"), LINEAR))
-    return table
 
 
 def weight_table(cfg: ModelConfig):

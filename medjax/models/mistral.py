@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from medjax.models import llama
 from medjax.models.config import ModelConfig
-from medjax.models.hf_config_fields import ConfigFields
+from medjax.models.hf_config_fields import ConfigFields, decoder_hf_fields, rope_to_hf
 from medjax.models.llama import build, export_params, import_params, weight_table  # noqa: F401 (same layout)
 
 MODEL_TYPES = ("mistral",)
@@ -22,5 +22,5 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
 
 
 def config_to_hf(cfg: ModelConfig) -> dict:
-    return {"architectures": ["MistralForCausalLM"], "model_type": "mistral", **llama.decoder_hf_fields(cfg),
-            **llama.rope_to_hf(cfg), "sliding_window": cfg.sliding_window}
+    return {"architectures": ["MistralForCausalLM"], "model_type": "mistral", **decoder_hf_fields(cfg),
+            **rope_to_hf(cfg), "sliding_window": cfg.sliding_window}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from medjax.models import llama
 from medjax.models.config import ModelConfig
-from medjax.models.hf_config_fields import ConfigFields
+from medjax.models.hf_config_fields import ConfigFields, decoder_hf_fields, rope_to_hf
 from medjax.models.llama import build, export_params, import_params, weight_table  # noqa: F401 (same layout)
 
 MODEL_TYPES = ("qwen2",)
@@ -34,6 +34,6 @@ def config_from_hf(hf: dict, source: str = "config.json") -> ModelConfig:
 
 
 def config_to_hf(cfg: ModelConfig) -> dict:
-    fields = {k: v for k, v in llama.decoder_hf_fields(cfg).items() if k not in _IGNORED}
-    return {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", **fields, **llama.rope_to_hf(cfg),
+    fields = {k: v for k, v in decoder_hf_fields(cfg).items() if k not in _IGNORED}
+    return {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", **fields, **rope_to_hf(cfg),
             "use_sliding_window": False, "sliding_window": None}

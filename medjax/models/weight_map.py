@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from medjax.models.config import ModelConfig
+
 LINEAR, COPY = "linear", "copy"
 
 
@@ -84,3 +86,23 @@ def split_fused_rows(store, name_fmt: str, num_layers: int, sizes: tuple[int, ..
         for stack, rows in zip(parts, np.split(fused, np.cumsum(sizes)[:-1], axis=0)):
             stack.append(rows.T)
     return [np.stack(stack).astype(dtype) for stack in parts]
+
+
+def decoder_weight_rows(cfg: ModelConfig):
+    """Weight-table rows shared by LLaMA-style transformers decoders: embeddings, norms, attention,
+    down projection and the untied head (the gate/up layout differs per family)."""
+    layer = "model.layers.{i}."
+    table = [
+        ("model.embed_tokens.weight", ("embed", "embedding"), COPY),
+        ("model.norm.weight", ("final_norm", "scale"), COPY),
+        (layer + "input_layernorm.weight", ("layers", "attn_norm", "scale"), COPY),
+        (layer + "post_attention_layernorm.weight", ("layers", "mlp_norm", "scale"), COPY),
+        (layer + "mlp.down_proj.weight", ("layers", "mlp", "down", "kernel"), LINEAR),
+    ]
+    for ours in ("q", "k", "v", "o"):
+        table.append((layer + f"self_attn.{ours}_proj.weight", ("layers", "attn", ours, "kernel"), LINEAR))
+        if cfg.attention_bias and ours != "o":
+            table.append((layer + f"self_attn.{ours}_proj.bias", ("layers", "attn", ours, "bias"), COPY))
+    if not cfg.tie_embeddings:
+        table.append(("lm_head.weight", ("lm_head", "kernel"), LINEAR))
+    return table
