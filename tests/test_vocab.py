@@ -285,7 +285,51 @@ def test_the_embedded_default_tokenizer_extends_for_configs_vocab_cp_ift(tmp_pat
     assert report["heldout_after"]["per_char"] < report["heldout_before"]["per_char"]
     c = load_config_file(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
                                       "vocab_cp_ift.py"))
-    assert c.model.resize_vocab and c.model.tokenizer == "runs/vocab_cp_ift/tokenizer"
+    assert c.vocab.corpus == paths["cp_train"] and c.vocab.add > 0
+
+
+def test_configs_vocab_cp_ift_extends_then_trains_cp_and_ift_and_a_rerun_changes_nothing(tmp_path):
+    """configs/vocab_cp_ift.py in one run (few steps): WORKDIR/vocab is built before CP, both stages train
+    with it at the extended size (rounded to 64) and name both tokenizers; a rerun reuses it untouched and
+    trains nothing more."""
+    from medjax.assets import default_paths
+    from medjax.data.tokenizer import load_tokenizer
+    from medjax.train.config import load_config_file
+    from medjax.train.pipeline import run
+
+    c = load_config_file(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs",
+                                      "vocab_cp_ift.py"))
+    c.vocab.add = 64
+    c.model.preset = "test"
+    c.cp.steps = c.ift.steps = 2
+    c.train.batch_size, c.train.seq_len, c.train.eval_batches = 2, 32, 1
+    c.export_hf, c.report, c.eval.tasks, c.checkpoint.async_save = False, False, "", False
+    work = tmp_path / "run"
+    run(c, str(work))
+    vocab_dir = work / "vocab"
+    tok, base = load_tokenizer(str(vocab_dir)), load_tokenizer(default_paths()["tokenizer"])
+    assert tok.vocab_size == base.vocab_size + 64 and not c.model.tokenizer  # the caller's config untouched
+    for stage in ("cp", "ift"):
+        lineage = json.loads((work / stage / "lineage.json").read_text())
+        assert lineage["tokenizer_fingerprint"] == tok.fingerprint() != base.fingerprint()
+        assert lineage["base_tokenizer_fingerprint"] == base.fingerprint()
+        assert lineage["model_config"]["vocab_size"] == -(-tok.vocab_size // 64) * 64
+        assert lineage["config"]["model"]["tokenizer"] == str(vocab_dir)
+
+    def state():
+        files = sorted(p for p in work.rglob("*") if p.is_file() and p.name != "summary.json"
+                       and "tensorboard" not in p.parts)
+        # metrics.jsonl is reopened for appending on a resume: its lines must stay, its mtime may not
+        return {str(p): (p.name == "metrics.jsonl" or p.stat().st_mtime_ns, p.read_bytes()) for p in files
+                if vocab_dir in p.parents or p.name == "metrics.jsonl" or "checkpoints" in p.parts}
+
+    before = state()
+    assert any("checkpoints" in k for k in before)
+    run(c, str(work))
+    assert state() == before  # vocab/ neither rebuilt nor touched, no step trained or saved again
+    c.vocab.add = 65
+    with pytest.raises(ValueError, match="vocab.*other inputs"):
+        run(c, str(work))
 
 
 def test_a_unigram_base_gets_unigram_pieces(tmp_path):

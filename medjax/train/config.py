@@ -104,6 +104,9 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
     c.checkpoint = ml_collections.ConfigDict({"every": 50, "keep": 3, "async_save": True})
     c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
     c.peft = peft_section()  # parameter-efficient fine-tuning: none | lora | qlora | prompt
+    # extend the tokenizer before the first stage into WORKDIR/vocab (train/vocab_step.py); corpus:
+    # comma-separated files / globs / directories, "" = no extension; add: new pieces (type: the base's)
+    c.vocab = ml_collections.ConfigDict({"corpus": "", "add": 256})
     c.export_hf = True  # write WORKDIR/<stage>/hf at the end of each stage
     c.report = True  # write WORKDIR/report/index.html at the end of a run (needs the report extra)
     c.eval = ml_collections.ConfigDict({
@@ -168,6 +171,8 @@ def validate(c: ml_collections.ConfigDict) -> None:
     need(t.lr > 0, "train.lr", "must be positive")
     need(c.checkpoint.every > 0, "checkpoint.every", "must be positive")
     need(c.checkpoint.keep > 0, "checkpoint.keep", "must be positive")
+    if c.get("vocab") and c.vocab.corpus:
+        need(c.vocab.add > 0, "vocab.add", f"{c.vocab.add}: expected a positive number of new pieces")
     init = c.model.init
     need(init == "scratch" or init.startswith(("hf:", "ckpt:")), "model.init",
          f"{init!r}: expected scratch, hf:DIR or ckpt:DIR")

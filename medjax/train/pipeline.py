@@ -8,7 +8,7 @@ import time
 import jax
 
 from medjax.parallel.mesh import make_mesh
-from medjax.train import preemption
+from medjax.train import preemption, vocab_step
 from medjax.train.config import stage_names, validate
 from medjax.train.model_init import finished_stage_spec
 from medjax.train.stage import run_stage
@@ -45,6 +45,7 @@ def run(c, workdir: str) -> dict:
     preemption.install()
     workdir = os.path.abspath(workdir)
     os.makedirs(workdir, exist_ok=True)
+    c = vocab_step.prepare(c, workdir)  # config.vocab: the extended tokenizer, built once
     is_main = jax.process_index() == 0
     mesh = make_mesh(c.mesh.data, c.mesh.fsdp, c.mesh.tensor)
     summary_path = os.path.join(workdir, "summary.json")
