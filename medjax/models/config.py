@@ -68,7 +68,7 @@ _OLD_GLM_TOKEN_KEYS = {"mask_token_id": "mask", "gmask_token_id": "gmask", "sop_
 
 @dataclasses.dataclass
 class ModelConfig:
-    family: str = "llama"  # llama | mistral | glm | glm4 | glm_v1 | baichuan (see models/registry.py)
+    family: str = "llama"  # llama | mistral | qwen2 | glm | glm4 | glm_v1 | baichuan (see models/registry.py)
     vocab_size: int = 32000
     hidden_size: int = 512
     intermediate_size: int = 1344
