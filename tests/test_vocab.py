@@ -173,24 +173,31 @@ def test_resize_leaves_an_already_extended_model_alone(extended, base_and_resize
         resize_for_tokenizer(resized, shared_data(LLAMA2), None)
 
 
+def _resized_cp_config(tokenizer_dir, hf_base):
+    """A CP stage on the fever lines from an hf: base grown to the extended tokenizer."""
+    from medjax.data.config import data_config
+    from medjax.train.config import stage_section, training_config
+
+    c = training_config("cp")
+    c.cp = stage_section("cp", with_data=False)
+    c.data = data_config(train=shared_data(FEVER), eval=None, text_unit="line")
+    c.model.update(init=f"hf:{hf_base}", tokenizer=tokenizer_dir, resize_vocab=True)
+    return c
+
+
 def test_cp_stage_grows_trains_and_exports_the_new_rows(extended, base_and_resized, tmp_path):
     """model.resize_vocab in a real stage: hf:base + merged tokenizer -> a resized model that trains the
     new rows; hf/ holds model + merged tokenizer and loads in transformers with the same logits."""
     from transformers import LlamaForCausalLM, LlamaTokenizer
 
     from medjax.checkpoint.params_io import load_params_model
-    from medjax.data.config import data_config
     from medjax.data.tokenizer import load_tokenizer
     from medjax.data.vocab import tokenizer_lineage
-    from medjax.train.config import stage_section, training_config
     from medjax.train.pipeline import run
 
     out = extended[0]
     _, resized, hf_base = base_and_resized
-    c = training_config("cp")
-    c.cp = stage_section("cp", with_data=False)
-    c.data = data_config(train=shared_data(FEVER), eval=None, text_unit="line")
-    c.model.update(init=f"hf:{hf_base}", tokenizer=out, resize_vocab=True)
+    c = _resized_cp_config(out, hf_base)
     c.train.update(steps=2, seq_len=32, batch_size=2, log_every=1, eval_every=0, eval_batches=1, warmup_steps=1,
                    lr=1e-2)
     c.checkpoint.update(every=2, async_save=False)
@@ -240,17 +247,12 @@ def test_embed_and_lm_head_adapters_span_the_new_rows(base_and_resized):
 @pytest.mark.slow
 def test_a_lora_stage_trains_the_new_rows_through_embed_and_lm_head_adapters(extended, base_and_resized, tmp_path):
     from medjax.checkpoint.hf_model import load_hf_model
-    from medjax.data.config import data_config
     from medjax.data.tokenizer import load_tokenizer
-    from medjax.train.config import stage_section, training_config
     from medjax.train.pipeline import run
 
     out = extended[0]
     _, resized, hf_base = base_and_resized
-    c = training_config("cp")
-    c.cp = stage_section("cp", with_data=False)
-    c.data = data_config(train=shared_data(FEVER), eval=None, text_unit="line")
-    c.model.update(init=f"hf:{hf_base}", tokenizer=out, resize_vocab=True)
+    c = _resized_cp_config(out, hf_base)
     c.peft.update(method="lora", rank=4, alpha=8.0, dropout=0.0, targets="embed,lm_head")
     c.train.update(steps=2, seq_len=32, batch_size=2, log_every=1, eval_every=0, eval_batches=1, warmup_steps=1,
                    lr=1e-2)
