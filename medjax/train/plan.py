@@ -37,11 +37,9 @@ from medjax.specs import parse_spec, resolve_hf_path
 from medjax.train.config import stage_names, validate
 from medjax.train.flops import matmul_weights, step_flops
 from medjax.train.model_init import default_tokenizer_path
-from medjax.train.objectives import get_objective
-from medjax.train.optimizer import make_optimizer
 from medjax.train.preference import settings_from_config
 from medjax.train.reference import BATCH_KEY, reference_extras
-from medjax.train.program import build_program
+from medjax.train.program import stage_program
 from medjax.train.stage import stage_train_config
 from medjax.train.trainables import prepare_trainable
 
@@ -109,10 +107,7 @@ def abstract_stage(c, name: str, mesh) -> StepSpec:
         return model
 
     model = nnx.eval_shape(build)
-    graphdef, params, frozen = nnx.split(model, holder["filter"], ...)
-    optimizer, schedule = make_optimizer(t, t.steps)
-    program = build_program(graphdef, params, frozen, get_objective(c[name].objective, t.get("loss_chunk")),
-                            optimizer, schedule, mesh, t.grad_accum, t.seed)
+    graphdef, params, frozen, program = stage_program(c, name, t, model, holder["filter"], mesh)
     state = program.abstract_state(_sharded(params, program.state_shardings["params"]))
     frozen = _sharded(frozen, program.frozen_shardings)
     extras, reference_forward, batch_keys = {}, False, dict(_BATCH_DTYPES)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+from flax import nnx
 
 from medjax.parallel.mesh import batch_sharding, optimizer_shardings, replicated, state_shardings
+from medjax.train.objectives import get_objective
+from medjax.train.optimizer import make_optimizer
 from medjax.train.step import init_state, make_eval_step, make_train_step
 
 
@@ -52,3 +55,13 @@ def build_program(graphdef, params, frozen, objective, optimizer, schedule, mesh
     init = jax.jit(lambda p: init_state(p, optimizer, seed), out_shardings=state_sh, donate_argnums=(0,))
     return TrainProgram(mesh=mesh, train_step=train_step, eval_step=eval_step, init=init, state_shardings=state_sh,
                         frozen_shardings=frozen_sh, batch_sharding=batch_sh)
+
+
+def stage_program(c, name: str, t, model, trainable_filter, mesh):
+    """(graphdef, params, frozen, program) of stage `name` with train settings `t`: the one way the
+    trainer (train/stage.py) and the planner (train/plan.py) split a model and build its step."""
+    graphdef, params, frozen = nnx.split(model, trainable_filter, ...)
+    optimizer, schedule = make_optimizer(t, t.steps)
+    program = build_program(graphdef, params, frozen, get_objective(c[name].objective, t.get("loss_chunk")),
+                            optimizer, schedule, mesh, t.grad_accum, t.seed)
+    return graphdef, params, frozen, program

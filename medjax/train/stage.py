@@ -13,7 +13,6 @@ import dataclasses
 import os
 import time
 
-from flax import nnx
 
 from medjax.data.glm_blank_infilling import blank_tokens_of
 from medjax.data.pipeline import build_eval_batches, build_train_iterator
@@ -27,9 +26,7 @@ from medjax.train.loop import StepRun, train_steps
 from medjax.train.metrics_log import MetricsLog
 from medjax.train.model_init import initial_model
 from medjax.train.nan_guard import NonFiniteLoss  # noqa: F401 -- main.py catches it from here
-from medjax.train.objectives import get_objective
-from medjax.train.optimizer import make_optimizer
-from medjax.train.program import build_program
+from medjax.train.program import stage_program
 from medjax.train.reference import precompute_reference, reference_extras
 from medjax.train.stage_files import check_tokenizer, mismatch_hint, stage_lineage, write_stage_files
 from medjax.train.trainables import prepare_trainable
@@ -88,11 +85,8 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     precomputed = precompute_reference(c[name], stage_dir, model, new_iterator, eval_batches, t.steps, t.batch_size,
                                        mesh, name)
     eval_batches = precomputed.eval_batches if precomputed else eval_batches
-    graphdef, params, frozen = nnx.split(model, trainable_filter, ...)
+    graphdef, params, frozen, program = stage_program(c, name, t, model, trainable_filter, mesh)
     del model
-    optimizer, schedule = make_optimizer(t, t.steps)
-    program = build_program(graphdef, params, frozen, get_objective(c[name].objective, t.get("loss_chunk")),
-                            optimizer, schedule, mesh, t.grad_accum, t.seed)
     frozen = place(frozen, program.frozen_shardings)
     state = program.init(place(params, program.state_shardings["params"]))
     del params
