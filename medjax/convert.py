@@ -12,6 +12,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from medjax.checkpoint.conversion import convert
+from medjax.cli_logging import quiet_by_default
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("src", None, "source spec: hf:DIR, ckpt:DIR or peft:DIR (with --base)", required=True)
@@ -24,8 +25,13 @@ flags.DEFINE_bool("overwrite", False, "replace a --dst that exists and is not em
 
 
 def main(argv):
-    del argv
-    convert(FLAGS.src, FLAGS.dst, FLAGS.base, FLAGS.merge, FLAGS.dtype, FLAGS.overwrite)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    quiet_by_default()
+    try:  # bad flags and unreadable sources end in one line naming them; nothing is written
+        convert(FLAGS.src, FLAGS.dst, FLAGS.base, FLAGS.merge, FLAGS.dtype, FLAGS.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 if __name__ == "__main__":

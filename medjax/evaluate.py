@@ -5,6 +5,8 @@ the methods); writes FILE.json and FILE.predictions.jsonl and prints a table.
 """
 from absl import app, flags
 
+from medjax.cli_logging import quiet_by_default
+
 _MODEL = flags.DEFINE_string("model", None, "model SPEC: hf:DIR or ckpt:DIR", required=True)
 _TASKS = flags.DEFINE_string("tasks", None, "comma-separated tasks, e.g. medqa,medmcqa,pubmedqa", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "folder with one sub-folder per benchmark", required=True)
@@ -31,18 +33,21 @@ def main(argv):
     from medjax.eval.harness import evaluate, load_tasks
     from medjax.eval.question import BenchmarkFormatError, LayoutError
 
-    try:  # bad tasks or data fail here, before the model is loaded
+    quiet_by_default()
+    # Bad input ends in one line naming it, never a traceback: tasks and data are read before the
+    # model loads; what only the model reveals (no room for a prompt, a chat template it lacks) after.
+    try:
         load_tasks(_TASKS.value, _DATA_DIR.value, _METHOD.value, _SPLIT.value, _SHOTS.value)
-    except (ValueError, LayoutError, BenchmarkFormatError) as e:
+        lm = medjax.load(_MODEL.value)
+        if lm.tokenizer is None:
+            raise ValueError(f"{_MODEL.value}: no tokenizer files next to the model; evaluation needs one")
+        evaluate(lm, _TASKS.value, _DATA_DIR.value, method=_METHOD.value, shots=_SHOTS.value,
+                 limit=_LIMIT.value, batch_size=_BATCH.value, output=_OUTPUT.value, split=_SPLIT.value,
+                 seed=_SEED.value, model_spec=_MODEL.value, prompt_style=_STYLE.value,
+                 chat_template=_CHAT.value, per_question_shots=_PER_Q.value, cot_samples=_K.value,
+                 temperature=_TEMP.value, max_new_tokens=_NEW.value, max_reason_tokens=_REASON.value)
+    except (ValueError, LayoutError, BenchmarkFormatError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
-    lm = medjax.load(_MODEL.value)
-    if lm.tokenizer is None:
-        raise app.UsageError(f"{_MODEL.value}: no tokenizer files next to the model; evaluation needs one")
-    evaluate(lm, _TASKS.value, _DATA_DIR.value, method=_METHOD.value, shots=_SHOTS.value,
-             limit=_LIMIT.value, batch_size=_BATCH.value, output=_OUTPUT.value, split=_SPLIT.value,
-             seed=_SEED.value, model_spec=_MODEL.value, prompt_style=_STYLE.value,
-             chat_template=_CHAT.value, per_question_shots=_PER_Q.value, cot_samples=_K.value,
-             temperature=_TEMP.value, max_new_tokens=_NEW.value, max_reason_tokens=_REASON.value)
 
 
 if __name__ == "__main__":

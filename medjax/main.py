@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from medjax.cli_logging import quiet_by_default
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
@@ -33,8 +35,7 @@ def main(argv):
     from medjax.train.pipeline import run
     from medjax.train.stage import NonFiniteLoss
 
-    if FLAGS["verbosity"].using_default_value:
-        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; -v 0 brings it back
+    quiet_by_default()
     for flag, var in _DISTRIBUTED_FLAGS.items():
         if FLAGS[flag].value is not None:
             os.environ[var] = str(FLAGS[flag].value)

@@ -60,6 +60,10 @@ def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "logli
             if q.subject:
                 p["subject"] = q.subject
         result = summarize(questions, predictions)
+        skipped = [p for p in predictions if "skipped" in p]
+        if skipped:
+            progress(f"[{spec.name}] skipped {len(skipped)} of {len(questions)} questions (listed in the predictions "
+                     f"file), e.g. {skipped[0]['id']}: {skipped[0]['skipped']}")
         result.update(split=split_data.split, records_in_split=len(split_data.questions), method=method,
                       shots=shots, seconds=round(time.time() - started, 3),
                       files={f: file_sha256(f) for f in files})

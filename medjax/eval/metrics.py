@@ -15,16 +15,21 @@ def chance_accuracy(q: Question) -> float:
 
 
 def summarize(questions: Sequence[Question], predictions: Sequence[dict]) -> dict:
+    """Scores over the questions the method could score; `skipped` counts the rest (their records
+    say why), so a task that fits only partly still reports on what it scored."""
+    kept = [(q, p) for q, p in zip(questions, predictions) if "skipped" not in p]
+    skipped = {"skipped": len(predictions) - len(kept)} if len(kept) < len(predictions) else {}
+    questions, predictions = [q for q, _ in kept], [p for _, p in kept]
     n = len(predictions)
     if n == 0:
-        return {"n": 0}
+        return {"n": 0, **skipped}
     if questions[0].open_ended:
         out = {"n": n}
         if "logprob_per_token" in predictions[0]:
             out["mean_logprob_per_token"] = sum(p["logprob_per_token"] for p in predictions) / n
         if "rouge_l_f1" in predictions[0]:
             out["rouge_l_f1"] = sum(p["rouge_l_f1"] for p in predictions) / n
-        return out
+        return {**out, **skipped}
     golds = collections.Counter(answer_text(q.answer) for q in questions)
     out = {
         "n": n,
@@ -34,6 +39,7 @@ def summarize(questions: Sequence[Question], predictions: Sequence[dict]) -> dic
         "majority": golds.most_common(1)[0][1] / n,
         "majority_answer": golds.most_common(1)[0][0],
         "multi_answer_questions": sum(q.multi for q in questions),
+        **skipped,
     }
     if "correct_norm" in predictions[0]:
         out["acc_norm"] = sum(bool(p["correct_norm"]) for p in predictions) / n

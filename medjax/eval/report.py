@@ -31,7 +31,7 @@ def write_report(report: dict, predictions: list[dict], output: str) -> None:
 
 _COLUMNS = (("task", "{}"), ("split", "{}"), ("n", "{}"), ("accuracy", "{:.4f}"), ("acc_norm", "{:.4f}"),
             ("unparseable", "{}"), ("chance", "{:.4f}"), ("majority", "{:.4f}"),
-            ("open_ended_score", "{:.4f}"))
+            ("open_ended_score", "{:.4f}"), ("skipped", "{}"))
 
 
 def format_table(report: dict) -> str:

@@ -1,6 +1,7 @@
 """Multiple choice by log-likelihood: score each option's label after the prompt; the argmax is
 the prediction (acc), and the argmax of log-likelihood per character of the continuation is the
-length-normalised one (acc_norm). Open-ended items score their reference answer instead."""
+length-normalised one (acc_norm). Open-ended items score their reference answer instead; one too
+long for the model's positions is skipped (its record says why) rather than failing the whole run."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,8 +14,9 @@ from medjax.eval.question import Question
 
 
 def loglik_items(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
-                 options: EvalOptions) -> list[tuple[Question, str, list, list]]:
-    """Per question: (question, prompt, [(labels, continuation)], [(context ids, continuation ids)])."""
+                 options: EvalOptions) -> list[tuple[Question, str, list, list, str | None]]:
+    """Per question: (question, prompt, [(labels, continuation)], [(context ids, continuation ids)],
+    why it cannot be scored or None). A skipped question keeps no requests."""
     max_length = getattr(getattr(lm, "config", None), "max_position_embeddings", None) or 1 << 62
     items = []
     for q, q_shots in zip(questions, shots):
@@ -24,20 +26,25 @@ def loglik_items(lm, questions: Sequence[Question], shots: Sequence[Sequence[Que
         requests = [tokenize_pair(lm.tokenizer, prompt, text) for _, text in conts]
         longest = max(len(continuation) for _, continuation in requests)
         if longest >= max_length:
-            raise ValueError(f"{q.source}: a continuation of {longest} tokens leaves no room for the prompt in "
-                             f"the model's {max_length} positions")
-        items.append((q, prompt, conts, requests))
+            items.append((q, prompt, conts, [], f"its {'reference answer' if q.open_ended else 'longest option'} "
+                          f"of {longest} tokens leaves no room for the prompt in the model's {max_length} positions"))
+            continue
+        items.append((q, prompt, conts, requests, None))
     return items
 
 
 def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
                options: EvalOptions) -> list[dict]:
     items = loglik_items(lm, questions, shots, options)
-    requests = [r for *_, item_requests in items for r in item_requests]
+    requests = [r for *_, item_requests, _ in items for r in item_requests]
     scored = iter(score_requests(
         lm, requests, options.batch_size, on_batch=progress_counter(options.progress, "loglik batches")))
     predictions = []
-    for q, prompt, conts, _ in items:
+    for q, prompt, conts, _, skipped in items:
+        if skipped:
+            predictions.append({"task": q.task, "id": q.id, "source": q.source, "prompt": prompt,
+                                "skipped": skipped})
+            continue
         results = [next(scored) for _ in conts]
         logprobs = [r.logprob for r in results]
         record = {"task": q.task, "id": q.id, "source": q.source, "prompt": prompt,
