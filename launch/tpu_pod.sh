@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs one medjax command on every worker of a Cloud TPU VM pod slice:
-# create the slice -> install medjax on every worker -> run the command on all of them at once
-# (jax.distributed starts from the TPU metadata) with logs streamed here -> delete the slice.
+# create the slice -> install medjax on every worker (third_party/requirements-tpu.txt) -> run the
+# command on all of them at once (jax.distributed starts from the TPU metadata), logs streamed here
+# -> delete the slice.
 #
 #   launch/tpu_pod.sh NAME ZONE ACCELERATOR -- python -m medjax.main --config=configs/cp_ift.py \
 #       --config.mesh.fsdp=-1 --workdir=/mnt/shared/run
@@ -18,7 +19,7 @@
 set -euo pipefail
 
 if [[ $# -lt 5 || "$4" != "--" ]]; then
-  sed -n '2,20p' "$0" >&2
+  sed -n '2,18p' "$0" >&2
   exit 2
 fi
 NAME=$1 ZONE=$2 ACCELERATOR=$3
@@ -51,7 +52,7 @@ trap delete_slice EXIT  # the slice costs money until deleted, even when a step 
 
 on_all_workers "set -e; if [ ! -d medjax ]; then git clone --branch $REF $REPO medjax; fi; \
 cd medjax && git fetch -q origin $REF && git checkout -q FETCH_HEAD && \
-python3 -m pip install -q -U 'jax[tpu]' && python3 -m pip install -q -e ."
+python3 -m pip install -q -r third_party/requirements-tpu.txt && python3 -m pip install -q -e ."
 
 # the same command on every worker, streamed here and to $LOG; only worker 0 prints progress
 on_all_workers "cd medjax && MEDJAX_DISTRIBUTED=1 $COMMAND" 2>&1 | tee "$LOG"
