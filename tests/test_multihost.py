@@ -22,14 +22,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--config=configs/cp.py", "--config.model.preset=test", "--config.train.seq_len=64",
          "--config.train.batch_size=8", "--config.train.steps=2", "--config.train.log_every=1",
          "--config.train.eval_every=0", "--config.train.eval_batches=0", "--config.train.warmup_steps=2",
-         "--config.checkpoint.async_save=False"]
+         "--config.checkpoint.async_save=False", "--config.data.shards=2"]  # one process packs as two would
 # the fast runs: one CPU device per process, params sharded across the two processes (fsdp=2); a
 # constant learning rate from step 1 (the second step's loss shows the first update, and runs of any
 # length compile the same programs, which the persistent compilation cache then shares)
 FAST = ["--config=configs/cp.py", "--config.model.preset=test", "--config.train.seq_len=32",
         "--config.train.batch_size=4", "--config.train.log_every=1", "--config.train.eval_every=0",
         "--config.train.eval_batches=0", "--config.train.warmup_steps=0", "--config.train.schedule=constant",
-        "--config.checkpoint.async_save=False", "--config.mesh.data=1", "--config.mesh.fsdp=2"]
+        "--config.checkpoint.async_save=False", "--config.mesh.data=1", "--config.mesh.fsdp=2",
+        "--config.data.shards=2"]
 
 
 def test_single_process_by_default_and_when_switched_off():

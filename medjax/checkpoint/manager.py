@@ -2,8 +2,8 @@
 
 Each step directory holds three items: `params` (every model variable, trainable and frozen, as
 one nested dict, so `ckpt:` loading never needs the optimizer), `train` (the optimizer state and the
-trainable tree's step/rng), `meta` (JSON: step, data-iterator state, lineage), and checksums.json
-(checkpoint/checksums.py), written once the save has finished.
+trainable tree's step/rng), `meta` (JSON: step, data-iterator state of every process's shards, lineage),
+and checksums.json (checkpoint/checksums.py), written once the save has finished.
 
 Restoring tells damage from a mismatch:
 - damage (a file missing, unreadable or failing its checksum) moves the step aside as

@@ -4,6 +4,7 @@
     batch = next(it)     # numpy [B, T]: tokens, targets, loss_mask, segment_ids, positions
     it.get_state() / it.set_state(state)     # JSON-serialisable; a fresh iterator continues exactly
     it.token_counts(), it.stats()
+    it = build_train_iterator(..., rows=[0, 1, 2, 3])   # a process's rows of each batch (per-host data)
     evals = build_eval_batches(cfg, tokenizer, kind=..., seq_len=T, batch_size=B)
 
 Every record is read and converted when the iterator is built, so bad input stops the run before
@@ -13,6 +14,10 @@ piece), never by their tokens, so it stays small.
 GLM v1 blank infilling (`data.blank_infilling`, kind 'lm' only) needs the model's special ids:
 pass `blank_tokens` (glm_blank_infilling.blank_tokens_of(model_config)). A piece's spans are drawn
 from (seed, source, record, piece), so a resumed iterator rebuilds the same rows.
+
+Per-host data (`data.shards`, data/host_shards.py): with `rows`, a process builds only its rows of
+each global batch, from the shards of the data that hold them; one process with the default builds
+every row from the single stream, as before.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ from medjax.data.config import KINDS
 from medjax.data.encode import Document, EncodeOptions, Pair, encode_record
 from medjax.data.formats import FORMATS, to_record
 from medjax.data.glm_blank_infilling import BlankTokens, Infilling, InfillingSettings
+from medjax.data.host_shards import ShardedIterator, checked_rows, shard_count, shard_records, shard_seed
 from medjax.data.mixture import MixtureSampler, SourceSpec, parse_sources
 from medjax.data.packing import (TRUNCATIONS, Packer, empty_row, fit_to_length, pack_documents, row_from_pair,
                                  stack_rows, truncate_pair)
@@ -133,12 +139,13 @@ class TrainIterator:
         self.specs, self.records, self.tokenizer, self.kind = specs, records, tokenizer, kind
         self.infilling = infilling
         self.seq_len, self.batch_size, self.options, self.truncation = seq_len, batch_size, options, truncation
-        sizes = [None if isinstance(r, StreamedRecords) else len(r) for r in records]
+        sizes = [len(r) if isinstance(r, list) else None for r in records]  # None: a stream (or a shard of one)
         self.sampler = MixtureSampler(specs, sizes, seed, shuffle)
         self.packer = Packer(seq_len, pack_buffer if kind != "pref" else 1, _pad_id(tokenizer))
         self.queue: list[tuple[tuple, Document]] = []  # pieces of a split record not yet buffered
         self.tokens = [0] * len(specs)
         self.counts = counts
+        self.rows = list(range(batch_size))  # the rows of each global batch this iterator yields: all
 
     def __iter__(self):
         return self
@@ -276,9 +283,12 @@ def check_config(cfg, kind: str, seq_len: int, batch_size: int) -> None:
 
 
 def build_train_iterator(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, batch_size: int = 8,
-                         seed: int = 0, model_family: str | None = None,
-                         blank_tokens: BlankTokens | None = None) -> TrainIterator:
+                         seed: int = 0, model_family: str | None = None, blank_tokens: BlankTokens | None = None,
+                         rows: list[int] | None = None) -> TrainIterator | ShardedIterator:
+    """`rows`: the rows of each global batch this process builds (None: all); see data/host_shards.py."""
     check_config(cfg, kind, seq_len, batch_size)
+    rows = None if rows is None else checked_rows(rows, batch_size)
+    shards = shard_count(cfg.get("shards", 0), batch_size, rows)
     infilling = _infilling(cfg, kind, seq_len, model_family, blank_tokens)
     options = _options(cfg, tokenizer, model_family)
     specs = parse_sources(_train_spec(cfg), "data.train")
@@ -286,8 +296,21 @@ def build_train_iterator(cfg, tokenizer, kind: str = "lm", seq_len: int = 512, b
     records = _load_all(specs, cfg, kind, counts)
     if cfg.eval is None:
         records = [split_eval(r, s.name, cfg)[0] for r, s in zip(records, specs)]
-    return TrainIterator(specs, records, tokenizer, kind, seq_len, batch_size, seed, options, _truncation(cfg, kind),
-                         int(cfg.pack_buffer), bool(cfg.shuffle), counts, infilling)
+
+    def iterator(records, rows_each: int, seed: int, counts) -> TrainIterator:
+        return TrainIterator(specs, records, tokenizer, kind, seq_len, rows_each, seed, options,
+                             _truncation(cfg, kind), int(cfg.pack_buffer), bool(cfg.shuffle), counts, infilling)
+
+    if shards == 1 and rows in (None, list(range(batch_size))):
+        return iterator(records, batch_size, seed, counts)
+    rows, per_shard = rows or list(range(batch_size)), batch_size // shards
+    iterators = {}
+    for s in sorted({r // per_shard for r in rows}):
+        shard_counts = collections.Counter()
+        mine = [shard_records(r, s, shards, spec.name, lambda spec=spec: load_source(spec, cfg, kind, shard_counts))
+                for r, spec in zip(records, specs)]
+        iterators[s] = iterator(mine, per_shard, shard_seed(seed, s, shards), shard_counts)
+    return ShardedIterator(iterators, shards, batch_size, rows, counts)
 
 
 # -- evaluation --------------------------------------------------------------------------------

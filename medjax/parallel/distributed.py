@@ -1,5 +1,6 @@
 """Multi-host start-up: jax.distributed.initialize only when asked, or when the environment is a
-multi-process job (a SLURM step with several tasks, a TPU pod whose workers are listed).
+multi-process job (a SLURM step with several tasks, a TPU pod whose workers are listed); and the few
+collectives the trainer runs across processes (host_copy, sum_over_processes, gather_json).
 
 Environment (the launchers in launch/ set these):
   MEDJAX_DISTRIBUTED           auto (default) | 1 (always initialise) | 0 (never)
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 from collections.abc import Mapping
 
@@ -101,17 +103,33 @@ def host_copy(tree):
 
 
 @functools.cache
-def _max_over_devices():
-    """(sharding of one value per device, jitted max replicated everywhere), built once per process."""
+def _sum_over_devices(length: int):
+    """(sharding of one row per device, jitted sum replicated everywhere), built once per length."""
     mesh = Mesh(np.asarray(jax.devices()), ("devices",))
-    return NamedSharding(mesh, PartitionSpec("devices")), jax.jit(jnp.max, out_shardings=NamedSharding(
-        mesh, PartitionSpec()))
+    return NamedSharding(mesh, PartitionSpec("devices")), jax.jit(lambda x: jnp.sum(x, axis=0), out_shardings=(
+        NamedSharding(mesh, PartitionSpec())))
 
 
-def any_process(flag: bool) -> bool:
-    """Whether `flag` is true on any process: the same answer on all of them (all must call this)."""
+def sum_over_processes(values) -> jax.Array:
+    """The sum over processes of each process's float32 `values`, as a device array the same on every
+    process (all must call this, with the same length). Not read back: np.asarray(...) waits for it."""
+    values = np.asarray(values, np.float32)
+    sharding, sum_over_devices = _sum_over_devices(len(values))
+    local = np.zeros((jax.local_device_count(), len(values)), np.float32)
+    local[0] = values  # one row per device; the process's values on its first
+    return sum_over_devices(jax.make_array_from_process_local_data(sharding, local))
+
+
+def gather_json(value) -> list:
+    """Every process's JSON-serialisable `value`, in process order, on every process (all must call
+    this; it waits for all of them, so only at steps that synchronise anyway, e.g. a save)."""
     if jax.process_count() == 1:
-        return flag
-    sharding, max_over_devices = _max_over_devices()
-    local = np.full((jax.local_device_count(),), flag, np.int32)
-    return bool(max_over_devices(jax.make_array_from_process_local_data(sharding, local)))
+        return [value]
+    from jax.experimental import multihost_utils
+
+    data = np.frombuffer(json.dumps(value, default=str).encode(), np.uint8)
+    sizes = multihost_utils.process_allgather(np.asarray([len(data)], np.int32))
+    padded = np.zeros(int(np.max(sizes)), np.uint8)
+    padded[:len(data)] = data
+    everyone = multihost_utils.process_allgather(padded)
+    return [json.loads(row[:int(n)].tobytes()) for row, n in zip(everyone, np.ravel(sizes))]

@@ -1,6 +1,7 @@
 """The device mesh (data, fsdp, tensor) and the shardings derived from logical axes."""
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -126,19 +127,46 @@ def per_device_bytes(tree) -> dict:
     return held
 
 
-def put_batch(batch: dict, mesh: Mesh) -> dict:
-    """The global host batch [B, ...] -> global arrays sharded over the batch axes.
+def _batch_ways(mesh: Mesh, batch_size: int, what: str) -> None:
+    ways = mesh.shape["data"] * mesh.shape["fsdp"]
+    if batch_size % ways:
+        raise ValueError(f"{what} has {batch_size} rows, which cannot be split over mesh.data x mesh.fsdp = {ways} "
+                         "devices (train.batch_size must be a multiple)")
 
-    Every process builds the same global batch (the data pipeline is deterministic); each one
-    copies only the rows that its own devices hold.
+
+@functools.lru_cache(maxsize=16)
+def process_rows(mesh: Mesh, batch_size: int) -> tuple[int, ...]:
+    """The rows of a [batch_size, ...] batch that this process's devices hold, in increasing order
+    (every row on one process; the same rows on processes that replicate each other)."""
+    _batch_ways(mesh, batch_size, "the batch")
+    rows = set()
+    for index in batch_sharding(mesh).addressable_devices_indices_map((batch_size, 1)).values():
+        rows.update(range(batch_size)[index[0]])
+    return tuple(sorted(rows))
+
+
+def put_process_batch(local: dict, mesh: Mesh, batch_size: int) -> dict:
+    """This process's rows of a global batch (`process_rows`, in order) -> global arrays of
+    `batch_size` rows sharded over the batch axes; each process gives only its own rows."""
+    sharding, rows = batch_sharding(mesh), process_rows(mesh, batch_size)
+    out = {}
+    for key, value in local.items():
+        value = np.asarray(value)
+        if value.shape[0] != len(rows):
+            raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows; this process holds {len(rows)} of the "
+                             f"{batch_size} rows of each batch")
+        out[key] = jax.make_array_from_process_local_data(sharding, value, (batch_size,) + value.shape[1:])
+    return out
+
+
+def put_batch(batch: dict, mesh: Mesh) -> dict:
+    """The global host batch [B, ...] -> global arrays sharded over the batch axes (evaluation batches,
+    which every process builds whole); each process copies only the rows that its own devices hold.
     """
     sharding = batch_sharding(mesh)
-    ways = mesh.shape["data"] * mesh.shape["fsdp"]
     out = {}
     for key, value in batch.items():
         value = np.asarray(value)
-        if value.shape[0] % ways:
-            raise ValueError(f"batch[{key!r}] has {value.shape[0]} rows, which cannot be split over mesh.data x "
-                             f"mesh.fsdp = {ways} devices (train.batch_size must be a multiple)")
+        _batch_ways(mesh, value.shape[0], f"batch[{key!r}]")
         out[key] = jax.make_array_from_callback(value.shape, sharding, lambda index, v=value: v[index])
     return out

@@ -2,7 +2,9 @@
 
 A checkpoint holds every model variable (trainable and frozen: `ckpt:` loads it alone), the optimizer
 state, step and RNG, and a meta with the data iterator's state and the stage's numbers so far
-(`Progress`), so a rerun after the last step reports the stage's results, not blanks.
+(`Progress`), so a rerun after the last step reports the stage's results, not blanks. With per-host
+data each process holds the state of its own shards of the data; a save gathers them into the meta
+(data/host_shards.py merge_states) and each process resumes from its own shards' entries.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import jax
 from flax import nnx
 
 from medjax.checkpoint.manager import TrainCheckpoints, abstract_of
+from medjax.data.host_shards import merge_states
+from medjax.parallel.distributed import gather_json
 from medjax.parallel.mesh import replicated
 from medjax.train.nan_guard import all_finite, weights_not_finite
 
@@ -72,6 +76,7 @@ class StageCheckpoints:
         """Writes `step` when the weights and optimizer state are finite; raises NonFiniteLoss otherwise."""
         if not bool(self._finite((state["params"], state["opt_state"]))):
             raise weights_not_finite(self.ckpts, self.name, step)
+        data_state = merge_states(gather_json(data_state))  # every process's shards (collective, like the save)
         meta = {"step": step, "data": data_state, "lineage": self.lineage, **dataclasses.asdict(progress)}
         self.ckpts.save(step, _full(state["params"], frozen), _train_item(state),
                         json.loads(json.dumps(meta, default=str)), force=force)

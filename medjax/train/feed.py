@@ -1,7 +1,9 @@
 """The training batches of a stage's steps, ready on the devices, made ahead on a background thread.
 
-Each item carries what the host knows about its batch (its real tokens, counted from segment_ids
-here so the loop never reads them back) and the data iterator's state right after the batch: a
+Each process makes only its own rows of each global batch (per-host data: data/host_shards.py) and
+the global batch is assembled from every process's rows (parallel/mesh.py put_process_batch). Each
+item carries what the host knows about its rows (their real tokens, counted from segment_ids here so
+the loop never reads them back) and the data iterator's state right after the batch: a
 checkpoint saves the state after the last batch the loop consumed, never that of batches made ahead,
 so a resumed run draws exactly the batch that comes next.
 """
@@ -13,7 +15,7 @@ import numpy as np
 
 from medjax.data.config import PREFETCH
 from medjax.data.prefetch import Prefetcher
-from medjax.parallel.mesh import put_batch
+from medjax.parallel.mesh import put_process_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +34,9 @@ def view_of(train_it) -> DataView:
 class Fed:
     step: int
     batch: dict  # global device arrays
-    tokens: int  # real (non-padding) tokens in the batch
-    data: DataView
+    tokens: int  # real (non-padding) tokens in this process's rows
+    data: DataView  # this process's data iterator
+    share: float  # this process's rows / the batch's rows (1.0 on one process)
 
 
 def prefetch_depth(data_cfg) -> int:
@@ -46,12 +49,13 @@ def prefetch_depth(data_cfg) -> int:
 def batch_feed(train_it, mesh, first_step: int, last_step: int, depth: int, precomputed=None) -> Prefetcher:
     """Fed items for steps first_step..last_step. `train_it` belongs to the feed's thread until close()."""
     steps = iter(range(first_step, last_step + 1))
+    share = len(train_it.rows) / train_it.batch_size
 
     def make() -> Fed:
         step, batch = next(steps), next(train_it)
         if precomputed:
             batch = precomputed.attach(step, batch)
         tokens = int(np.count_nonzero(batch["segment_ids"]))
-        return Fed(step, put_batch(batch, mesh), tokens, view_of(train_it))
+        return Fed(step, put_process_batch(batch, mesh, train_it.batch_size), tokens, view_of(train_it), share)
 
     return Prefetcher(make, count=max(last_step - first_step + 1, 0), depth=depth)

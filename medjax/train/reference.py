@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from medjax.parallel.mesh import put_batch, replicated, shardings_of
+from medjax.parallel.mesh import put_batch, put_process_batch, replicated, shardings_of
 from medjax.peft.lora import adapters_disabled, lora_modules
 from medjax.train.chunked_loss import token_nll
 from medjax.train.preference import segment_sums, settings_from_config
@@ -99,7 +99,7 @@ class PrecomputedReference:
 
 
 class _StepFiles:
-    """Two append-only files per process: float32 [B, 2] log-probs and a uint32 checksum per step."""
+    """Two append-only files per process: float32 [rows, 2] log-probs of its rows and a uint32 checksum per step."""
 
     def __init__(self, directory: str, batch_size: int):
         process = jax.process_index()
@@ -151,8 +151,10 @@ def precompute_reference(stage_cfg, stage_dir: str, model, new_train_iterator, e
     forward = jax.jit(lambda st, b: _forward_logps(nnx.merge(graphdef, st), b), out_shardings=replicated(mesh))
     identity = {"data": json.loads(json.dumps(train_iterator.get_state(), default=str)),
                 "batch_size": batch_size, "weight_sums": _weight_sums(state)}
-    _check_identity(os.path.join(directory, "header.json"), identity)
-    files = _StepFiles(directory, batch_size)
+    rows = list(train_iterator.rows)  # this process's rows of each batch (per-host data), and their data state:
+    header = "header.json" if jax.process_count() == 1 else f"header.p{jax.process_index()}.json"
+    _check_identity(os.path.join(directory, header), identity)
+    files = _StepFiles(directory, len(rows))
     logps, sums = files.read()
     files.truncate(len(logps))
     if len(logps) < steps:
@@ -166,7 +168,7 @@ def precompute_reference(stage_cfg, stage_dir: str, model, new_train_iterator, e
                     raise ValueError(f"{directory}: step {step}'s batch differs from the one the earlier pass "
                                      "saw (data changed?); delete that directory to recompute")
                 continue
-            out = np.asarray(forward(state, put_batch(batch, mesh)), "<f4")
+            out = np.asarray(forward(state, put_process_batch(batch, mesh, batch_size)), "<f4")[rows]
             logp_file.write(out.tobytes())
             sum_file.write(np.asarray([checksum], "<u4").tobytes())
             logp_file.flush()
