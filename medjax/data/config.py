@@ -24,6 +24,9 @@ def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict
     cfg.train = config_dict.placeholder(object)
     cfg.sources = config_dict.placeholder(object)
     # Held-out data in the same forms; None splits `eval_fraction` of each train source off instead.
+    # Or several named held-out sets, each logged as eval_loss/<name> beside the overall eval_loss
+    # (e.g. medical and general text, to see forgetting): a dict {name: source} or the string
+    # "name=path,name=path" (medjax/data/eval_sources.py; `train.eval_batches` caps each set).
     cfg.eval = config_dict.placeholder(object)
     # Record format: 'auto' (per record, from its keys), 'text', 'alpaca', 'sharegpt', 'messages',
     # 'pref'. Sources may override it.
@@ -63,6 +66,11 @@ def data_config(train=None, eval=None, **overrides) -> ml_collections.ConfigDict
     # Training batches read, tokenized, packed and put on the devices by a background thread while the
     # step before runs, at most this many ahead (medjax/data/prefetch.py); 0 = on the training thread.
     cfg.prefetch = PREFETCH
+    # Per-host data (medjax/data/host_shards.py): each batch's rows come from this many shards of the
+    # data, each packing batch_size / shards rows from every shards-th record; a process builds only
+    # the shards its devices' rows come from. 0 = one per process (1 on one process). A run resumes
+    # with the value it was saved with; runs with equal values train on the same batches.
+    cfg.shards = 0
     # HF datasets: split name, and streaming for corpora too large to list (no priority sampling).
     cfg.hf_split = "train"
     # Cap on records read per source (None: all); handy for smoke runs.

@@ -15,8 +15,9 @@ import time
 
 
 from medjax.data.glm_blank_infilling import blank_tokens_of
-from medjax.data.pipeline import build_eval_batches, build_train_iterator
-from medjax.parallel.mesh import place
+from medjax.data.eval_sources import build_eval_sets, flatten, regroup
+from medjax.data.pipeline import build_train_iterator
+from medjax.parallel.mesh import place, process_rows
 from medjax.parallel.rules import with_activation_sharding
 from medjax.train.checkpointing import Progress, StageCheckpoints
 from medjax.train.config import stage_data
@@ -76,15 +77,18 @@ def run_stage(c, name: str, workdir: str, mesh, parent_spec: str | None = None,
     data_cfg = stage_data(c, name)
     common = dict(kind=c[name].kind, seq_len=t.seq_len, batch_size=t.batch_size, model_family=model_cfg.family,
                   blank_tokens=blank_tokens_of(model_cfg))
-    new_iterator = lambda: build_train_iterator(data_cfg, tokenizer, seed=t.seed, **common)  # noqa: E731
+    new_iterator = lambda: build_train_iterator(data_cfg, tokenizer, seed=t.seed,  # noqa: E731
+                                                rows=process_rows(mesh, t.batch_size), **common)  # its rows only
     train_it, depth = new_iterator(), prefetch_depth(data_cfg)
-    eval_batches = build_eval_batches(data_cfg, tokenizer, **common)[: t.eval_batches]
+    # {name: batches}, t.eval_batches at most per named held-out source (data/eval_sources.py)
+    eval_key = f"config.{name}.data.eval" if "data" in c[name] else "config.data.eval"  # named in errors
+    eval_batches = build_eval_sets(data_cfg, tokenizer, t.eval_batches, eval_key, **common)
 
     model, trainable_filter = prepare_trainable(c, model)  # peft_config.json: write_stage_files, after the restore
     extras = reference_extras(c[name], model)  # preference settings and reference model
-    precomputed = precompute_reference(c[name], stage_dir, model, new_iterator, eval_batches, t.steps, t.batch_size,
-                                       mesh, name)
-    eval_batches = precomputed.eval_batches if precomputed else eval_batches
+    precomputed = precompute_reference(c[name], stage_dir, model, new_iterator, flatten(eval_batches), t.steps,
+                                       t.batch_size, mesh, name)
+    eval_batches = regroup(eval_batches, precomputed.eval_batches) if precomputed else eval_batches
     graphdef, params, frozen, program = stage_program(c, name, t, model, trainable_filter, mesh)
     del model
     frozen = place(frozen, program.frozen_shardings)
