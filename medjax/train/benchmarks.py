@@ -5,6 +5,12 @@ beside plain log-likelihood). The first method's report is <stage>/eval.json, as
 further method writes <stage>/eval.<method>.json, and a table puts every method's accuracy side by side
 with the chance and majority baselines. `eval.max_reason_tokens` (optional key) bounds VoC arguments and
 chain-of-thought paths.
+
+`eval.chat_template` decides how prompts are wrapped: "none" (the default) leaves them bare;
+"as_trained" wraps them the way the stage's training records were (the stage's `data.template` for
+sft and pref stages, None there meaning "auto": the template training picked), bare after an lm
+stage; "auto" or a template name choose directly. The evaluation puts its `Answer:` cue after the
+template's assistant header, so "as_trained" helps a model whose answers were trained to follow it.
 """
 from __future__ import annotations
 
@@ -24,6 +30,20 @@ def eval_methods(method: str) -> list[str]:
     return methods
 
 
+def stage_chat_template(c, stage: str) -> str | None:
+    """The chat template (argument of medjax.eval's evaluate) for the stage's benchmarks."""
+    from medjax.train.config import stage_data
+
+    choice = c.eval.get("chat_template", "none")
+    if choice == "none":
+        return None
+    if choice != "as_trained":
+        return choice
+    if c[stage].kind not in ("sft", "pref"):
+        return None
+    return stage_data(c, stage).get("template") or "auto"
+
+
 def report_path(stage_dir: str, method: str, first: bool) -> str:
     return os.path.join(stage_dir, REPORT if first else f"eval.{method}.json")
 
@@ -36,12 +56,13 @@ def run_benchmarks(c, model, tokenizer, stage_dir: str) -> dict:
 
     e = c.eval
     methods = eval_methods(e.method)
+    chat_template = stage_chat_template(c, os.path.basename(os.path.normpath(stage_dir)))
     lm = LM(model, tokenizer, spec=f"ckpt:{stage_dir}")
     reports = {}
     for i, method in enumerate(methods):
         reports[method] = evaluate(lm, e.tasks, e.data_dir, method=method, shots=e.shots, limit=e.limit,
                                    batch_size=e.batch_size, max_reason_tokens=e.get("max_reason_tokens", 256),
-                                   output=report_path(stage_dir, method, i == 0))
+                                   chat_template=chat_template, output=report_path(stage_dir, method, i == 0))
     report = dict(reports[methods[0]])
     if len(methods) > 1:
         report["by_method"] = {m: r["tasks"] for m, r in reports.items()}

@@ -117,6 +117,9 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
         "limit": config_dict.placeholder(int),
         "batch_size": 8,
     })
+        # "none": bare prompts; "as_trained": wrapped as the stage's training records were
+        # (train/benchmarks.py); "auto" (the tokenizer's / family's template) or a template name
+        "chat_template": "none",
     return c
 
 
