@@ -10,6 +10,7 @@ from typing import Any
 import jax.numpy as jnp
 
 REMAT_POLICIES = ("none", "full", "dots", "dots_no_batch")
+ATTENTION_KERNELS = ("auto", "xla", "splash", "cudnn")  # models/attention_kernels.py
 # the typed parts of the network (models/decoder.py builds every family from them)
 CHOICES = {
     "positions": ("rope", "alibi", "glm2d_rope", "glm_learned"),
@@ -102,6 +103,7 @@ class ModelConfig:
     dtype: str = "float32"  # compute dtype (e.g. bfloat16)
     param_dtype: str = "float32"  # master weights
     remat: str = "none"  # one of REMAT_POLICIES
+    attention: str = "auto"  # the no-cache attention kernel: one of ATTENTION_KERNELS (a run setting, like remat)
     extra: dict = dataclasses.field(default_factory=dict)  # family-specific HF fields kept for export
 
     def __post_init__(self):
@@ -142,6 +144,9 @@ class ModelConfig:
         self.extra = _KeptFields(self.extra, legacy=self._legacy_extra())
         if self.remat not in REMAT_POLICIES:
             raise ValueError(f"remat={self.remat!r}: expected one of {REMAT_POLICIES}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"ModelConfig.attention={self.attention!r} (model.attention): expected one of "
+                             f"{ATTENTION_KERNELS}")
         for key in ("dtype", "param_dtype"):
             try:
                 jnp.dtype(getattr(self, key))

@@ -5,11 +5,13 @@ residual, norm and tie of the head.
 
 Layers are created stacked (one leading `layers` axis on every parameter) and run under
 `jax.lax.scan`, so compile time does not grow with depth; `config.remat` picks what the backward
-pass recomputes. Where the T new tokens sit (positions, GLM's block positions and Part A) comes from
+pass recomputes and `config.attention` the attention kernel (models/attention_kernels.py). Where the
+T new tokens sit (positions, GLM's block positions and Part A) comes from
 `DecoderLM.token_layout`, which a family may override (models/glm_v1.py derives it from the ids).
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -17,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from medjax.models import attention_kernels
 from medjax.models.config import ModelConfig
 from medjax.models.head import output_head
 from medjax.models.layers import (Embed, LayerNorm, Linear, PositionTable, RMSNorm, alibi_slopes,
@@ -57,9 +60,9 @@ class Attention(nnx.Module):
         self.o = Linear(cfg.num_heads * hd, d, axes=("q_heads", "embed"), use_bias=cfg.attention_out_bias, **kw)
         self.rope_interleaved = cfg.rope_interleaved
 
-    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None, alibi=None):
+    def __call__(self, x_BxTxD, rope, attend, kv_cache=None, cache_index=None):
         """`rope`: (cos, sin) sections (layers.apply_rope_sections), None without rotary (ALiBi, learned
-        tables); `alibi`: see layers.dot_product_attention."""
+        tables); `attend(q, k, v) -> out`: the kernel with this call's mask (attention_function)."""
         b, t, _ = x_BxTxD.shape
         q_BxTxHxE = self.q(x_BxTxD).reshape(b, t, self.num_heads, self.head_dim)
         k_BxTxKxE = self.k(x_BxTxD).reshape(b, t, self.num_kv_heads, self.head_dim)
@@ -72,8 +75,7 @@ class Attention(nnx.Module):
             k_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(k_cache, k_BxTxKxE.astype(k_cache.dtype), cache_index, 1)
             v_BxTxKxE = jax.lax.dynamic_update_slice_in_dim(v_cache, v_BxTxKxE.astype(v_cache.dtype), cache_index, 1)
             kv_cache = (k_BxTxKxE, v_BxTxKxE)
-        out_BxTxHxE = dot_product_attention(q_BxTxHxE, k_BxTxKxE.astype(q_BxTxHxE.dtype),
-                                            v_BxTxKxE.astype(q_BxTxHxE.dtype), mask, alibi)
+        out_BxTxHxE = attend(q_BxTxHxE, k_BxTxKxE.astype(q_BxTxHxE.dtype), v_BxTxKxE.astype(q_BxTxHxE.dtype))
         return self.o(out_BxTxHxE.reshape(b, t, -1)), kv_cache
 
 
@@ -110,9 +112,9 @@ class Block(nnx.Module):
         # ChatGLM-6B's residual carries the normalised input, scaled (its "DeepNorm"-style alpha)
         self.alpha = math.sqrt(2 * cfg.num_layers) if cfg.residual == "scaled_normed" else None
 
-    def __call__(self, x_BxTxD, rope, mask, kv_cache=None, cache_index=None, alibi=None):
+    def __call__(self, x_BxTxD, rope, attend, kv_cache=None, cache_index=None):
         h_BxTxD = self.attn_norm(x_BxTxD)
-        a_BxTxD, kv_cache = self.attn(h_BxTxD, rope, mask, kv_cache, cache_index, alibi)
+        a_BxTxD, kv_cache = self.attn(h_BxTxD, rope, attend, kv_cache, cache_index)
         if self.post_norms:
             a_BxTxD = self.post_attn_norm(a_BxTxD)
         x_BxTxD = h_BxTxD * self.alpha + a_BxTxD if self.alpha else x_BxTxD + a_BxTxD
@@ -122,6 +124,18 @@ class Block(nnx.Module):
             m_BxTxD = self.post_mlp_norm(m_BxTxD)
         x_BxTxD = h_BxTxD * self.alpha + m_BxTxD if self.alpha else x_BxTxD + m_BxTxD
         return constrain(x_BxTxD, ("batch", "seq", "act_embed")), kv_cache
+
+
+def attention_function(cfg: ModelConfig, kernel: str, mask_Bx1xTxS, alibi, segment_ids_BxT, prefix_BxT):
+    """attend(q, k, v) -> out of a call: `kernel` (attention_kernels.choose) over this call's mask. The
+    dense mask feeds xla and cudnn; splash reads the segment ids and Part A (its order is the slots)."""
+    if kernel == "splash":
+        return functools.partial(attention_kernels.splash_attention, segment_BxT=segment_ids_BxT,
+                                 window=cfg.sliding_window, prefix_BxT=prefix_BxT)
+    if kernel == "cudnn":
+        return functools.partial(attention_kernels.cudnn_attention, mask_Bx1xTxS=mask_Bx1xTxS,
+                                 causal=cfg.mask == "causal")
+    return functools.partial(dot_product_attention, mask_Bx1xTxS=mask_Bx1xTxS, alibi=alibi)
 
 
 def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs):
@@ -221,12 +235,15 @@ class DecoderLM(nnx.Module):
         if cfg.sliding_window is not None:
             mask = mask & sliding_window_mask(positions_BxT, kv_positions_BxS, cfg.sliding_window)
         alibi = (alibi_slopes(cfg.num_heads), key_distance(positions_BxT, kv_positions_BxS)) if cfg.alibi else None
+        # the only caller passing SHARED_SEGMENT keys (prompt tuning's soft prompt) passes inputs_embeds
+        kernel = "xla" if cache is not None else attention_kernels.choose(cfg, t, inputs_embeds_BxTxD is not None)
+        attend = attention_function(cfg, kernel, mask, alibi, segment_ids_BxT, prefix_BxT)
 
         graphdef, layer_state = nnx.split(self.layers)
 
         def body(x_BxTxD, xs):
             state, kv = xs
-            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, rope, mask, kv, index, alibi)
+            x_BxTxD, kv = nnx.merge(graphdef, state)(x_BxTxD, rope, attend, kv, index)
             return x_BxTxD, kv
 
         if cfg.remat != "none":

@@ -63,7 +63,7 @@ PUBLISHED = {
                     pad_token_id=151329),
 }
 # the fields of a ModelConfig that are run settings, not shape: a preset never sets them
-_SETTINGS = ("dtype", "param_dtype", "remat")
+_SETTINGS = ("dtype", "param_dtype", "remat", "attention")
 
 
 def preset_names() -> list[str]:

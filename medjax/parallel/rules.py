@@ -74,6 +74,11 @@ def with_activation_sharding(fn, mesh):
     return call
 
 
+def active_mesh():
+    """The mesh of the enclosing activation_sharding, or None (kernels that need a shard_map read it)."""
+    return _active_mesh.get()
+
+
 def constrain(x, axes):
     mesh = _active_mesh.get()
     if mesh is None:

@@ -31,6 +31,7 @@ def model_section() -> ml_collections.ConfigDict:
     m.dtype = "float32"  # compute dtype (bfloat16 on TPU/GPU)
     m.param_dtype = "float32"  # master weights
     m.remat = "none"  # none | full | dots | dots_no_batch
+    m.attention = "auto"  # auto | xla | splash | cudnn: the attention kernel (medjax/models/attention_kernels.py)
     # grow embedding + head for a tokenizer extended by python -m medjax.data.vocab (models/resize_vocab.py)
     m.resize_vocab = False
     return m
@@ -116,10 +117,10 @@ def training_config(stages: str) -> ml_collections.ConfigDict:
         "shots": 0,
         "limit": config_dict.placeholder(int),
         "batch_size": 8,
-    })
         # "none": bare prompts; "as_trained": wrapped as the stage's training records were
         # (train/benchmarks.py); "auto" (the tokenizer's / family's template) or a template name
         "chat_template": "none",
+    })
     return c
 
 
@@ -179,6 +180,9 @@ def validate(c: ml_collections.ConfigDict) -> None:
     init = c.model.init
     need(init == "scratch" or init.startswith(("hf:", "ckpt:")), "model.init",
          f"{init!r}: expected scratch, hf:DIR or ckpt:DIR")
+    kernels = ("auto", "xla", "splash", "cudnn")  # models/config.py ATTENTION_KERNELS (which imports jax)
+    need(c.model.get("attention", "auto") in kernels, "model.attention", f"{c.model.get('attention')!r} is not one of "
+         f"{', '.join(kernels)}")
     try:
         PeftSettings.from_config(c)  # peft.method, rank, alpha, dropout, quant, num_virtual_tokens
     except ValueError as e:

@@ -28,7 +28,7 @@ def default_tokenizer_path() -> str:
 def scratch_model(model_cfg, tokenizer, seed: int, mesh):
     """A randomly initialised model of `model.preset` (models/presets.py), created directly with its shardings."""
     cfg = scratch_config(model_cfg.preset, tokenizer, dtype=model_cfg.dtype, param_dtype=model_cfg.param_dtype,
-                         remat=model_cfg.remat)
+                         remat=model_cfg.remat, attention=model_cfg.attention)
     module = family_module(cfg.family)
     graphdef, abstract_state = nnx.split(abstract_model(cfg))
     shardings = state_shardings(abstract_state, mesh)
@@ -42,7 +42,7 @@ def initial_model(c, seed: int, mesh, parent_spec: str | None = None):
     they stay host numpy arrays until the decoder weights are quantised (peft/quantized.py), so the
     full-precision model never has to fit on the accelerators."""
     m = c.model
-    overrides = dict(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+    overrides = dict(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat, attention=m.attention)
     on_host = PeftSettings.from_config(c).method == "qlora"
     spec = parent_spec or m.init
     tok_path = m.tokenizer

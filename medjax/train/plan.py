@@ -51,7 +51,7 @@ def model_config_of(c):
     """The ModelConfig a stage starting from `model.init` builds, with no weight read: scratch presets
     from models/presets.py, hf:DIR from its config.json, ckpt:DIR from its model_config.json."""
     m = c.model
-    settings = dict(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat)
+    settings = dict(dtype=m.dtype, param_dtype=m.param_dtype, remat=m.remat, attention=m.attention)
     if m.init == "scratch":  # as train/model_init.py's scratch_model: the run's tokenizer sets the special ids
         return scratch_config(m.preset, load_tokenizer(m.tokenizer or default_tokenizer_path()), **settings)
     s = parse_spec(m.init)
