@@ -3,6 +3,7 @@ HuatuoGPT-II's one stage (unified data + SFT under priority sampling), and the r
 import filecmp
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import pytest
 
 from medjax.assets import default_paths
 from medjax.assets.build_recipe_data import DEFAULT_OUTPUT_DIR, build, recipe_paths
+from medjax.assets.knowledge import CONDITIONS
 from medjax.data.config import data_config
 from medjax.data.encode import EncodeOptions, encode_record
 from medjax.data.formats import to_record
@@ -102,6 +104,25 @@ def test_task_adaptation_records_are_token_for_token_the_evaluation_prompt():
         context, continuation = tokenize_pair(tokenizer, build_prompt(q, [], style), gold)
         assert doc.ids.tolist() == context + continuation + [tokenizer.eos_id], origin
         assert doc.trained.tolist() == [False] * len(context) + [True] * (len(continuation) + 1)
+
+
+def _condition_asked(record: dict) -> str:
+    """The condition a rendered MedQA question is about: named in a treatment or test stem, else the
+    diagnosis it asks for."""
+    named = re.search(r"(?:is found to have|The physician suspects) (.+?)\. Which", record["question"])
+    return (named.group(1) if named else record["answer"]).lower()
+
+
+def test_task_adaptation_split_is_decontaminated_from_the_evaluated_questions():
+    """No ta training question is an evaluated one, or even about a condition the evaluation asks about."""
+    with open(recipe_paths()["medqa_train"]) as f:
+        train = [json.loads(line) for line in f]
+    with open(os.path.join(default_paths()["benchmarks_dir"], "medqa_usmle", "sample.jsonl")) as f:
+        held_out = [json.loads(line) for line in f]
+    conditions = {c.name.lower() for c in CONDITIONS}
+    assert {_condition_asked(r) for r in train + held_out} <= conditions  # every question maps to one
+    assert not {r["question"] for r in train} & {r["question"] for r in held_out}
+    assert not {_condition_asked(r) for r in train} & {_condition_asked(r) for r in held_out}
 
 
 def test_pubmedqa_training_split_reads_in_its_own_format():
