@@ -68,14 +68,21 @@ def _held_bytes_during_run(c, workdir) -> tuple[list[dict], int]:
     gc.collect()
     before = {id(x) for x in jax.live_arrays()}
     peak = [0]
-    place = feed.put_batch
+    place_rows, place = feed.put_process_batch, evaluation.put_batch
+
+    def sample():
+        peak[0] = max(peak[0], sum(x.nbytes for x in jax.live_arrays() if id(x) not in before))
+
+    def sampling_put_process_batch(batch, mesh, batch_size):
+        sample()
+        return place_rows(batch, mesh, batch_size)
 
     def sampling_put_batch(batch, mesh):
-        peak[0] = max(peak[0], sum(x.nbytes for x in jax.live_arrays() if id(x) not in before))
+        sample()
         return place(batch, mesh)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(feed, "put_batch", sampling_put_batch)  # the training batches
+        mp.setattr(feed, "put_process_batch", sampling_put_process_batch)  # the training batches
         mp.setattr(evaluation, "put_batch", sampling_put_batch)  # the held-out ones
         run(c, workdir)
     return metrics(workdir), peak[0]
