@@ -1,6 +1,7 @@
 """Does prefetch hide a slow data reader? Steps per second of the embedded default's CP stage
 (configs/cp_ift.py: `tiny` preset, batch 8 x 128, its own tokenizer and corpus) through the real trainer
-(train/stage.py run_stage), with data.prefetch 0 and 2, the reader as is and slowed by --delay_ms a batch.
+(train/stage.py run_stage, timed by benchmarks/stage_timing.py), with data.prefetch 0 (the synchronous
+loop) and 2, the reader as is and slowed by --delay_ms a batch.
 
   PYTHONPATH=. python benchmarks/prefetch.py [--steps=40] [--delay_ms=50] [--rounds=2]
 
@@ -8,70 +9,37 @@ Steps per second are timed between the log lines of step 2 and the last step (lo
 checkpoint until the end), so the compile and the first batches are left out; beside it, the time the
 loop waited for each batch (next() on the feed), which is what prefetch hides and is far less noisy on
 a shared machine. Configurations alternate within each round so they share the machine's noise; the
-best round of each is printed.
+best round of each is printed, and the logged losses of every run are checked against the synchronous
+loop's (prefetch 0, no delay); any difference is printed with its first step and size.
+
+Last measured (2026-12-01, 2-core AMD EPYC shared with ~8 engineers' tests, load average 15-65):
+the loop waited 13.7-18.6 ms a step for its batch at prefetch 0 and 66.9-90.1 ms with the reader slowed
+by 50 ms; at prefetch 2, 0.0-0.2 ms in every run, slowed or not (two runs, --steps=40 and --steps=30).
+Steps/s on that machine were noise (0.45-1.41 within one run, no order between the configurations), so
+the waits are the figure to read. Losses: identical to the synchronous run's in 8 of 8 runs at
+--steps=30; at --steps=40 the two 50 ms runs of round 2, synchronous one included, differed from it:
+XLA:CPU with 2+ threads is not bit-reproducible from run to run (jax-ml/jax#39741), prefetch or not.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
-import time
+
+from stage_timing import time_stage
+
+from medjax.train.config import load_config_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_once(steps: int, prefetch: int, delay_s: float) -> tuple[float, float]:
-    """(steps per second, mean ms the step loop waited for its batch) over steps 3..steps."""
-    import jax
-
-    import medjax.train.stage as stage
-    from medjax.data.prefetch import Prefetcher
-    from medjax.parallel.mesh import make_mesh
-    from medjax.train.metrics_log import MetricsLog
-
-    sys.path.insert(0, os.path.join(ROOT, "configs"))
-    import cp_ift
-
-    c = cp_ift.get_config()
+def default_cp_config(steps: int, prefetch: int):
+    c = load_config_file(os.path.join(ROOT, "configs", "cp_ift.py"))
     c.stages = "cp"
     c.cp.steps = steps
     c.cp.data.prefetch = prefetch
     c.train.log_every, c.train.eval_every, c.train.eval_batches = 1, 0, 0
-    c.checkpoint.every, c.export_hf, c.eval.tasks = 10 ** 6, False, ""
-
-    build, write, take, logged, waits = stage.build_train_iterator, MetricsLog.write, Prefetcher.__next__, {}, []
-
-    class Slowed:
-        def __init__(self, it):
-            self.it = it
-
-        def __next__(self):
-            time.sleep(delay_s)  # a reader waiting on storage or a network
-            return next(self.it)
-
-        def __getattr__(self, name):
-            return getattr(self.it, name)
-
-    def timed_write(self, record):
-        if "loss" in record:
-            logged[record["step"]] = time.perf_counter()
-        write(self, record)
-
-    def timed_take(self):
-        start = time.perf_counter()
-        item = take(self)
-        waits.append(time.perf_counter() - start)
-        return item
-
-    stage.build_train_iterator = lambda *a, **kw: Slowed(build(*a, **kw))
-    MetricsLog.write, Prefetcher.__next__ = timed_write, timed_take
-    try:
-        with tempfile.TemporaryDirectory() as workdir:
-            stage.run_stage(c, "cp", workdir, make_mesh(devices=jax.devices()[:1]))
-    finally:
-        stage.build_train_iterator, MetricsLog.write, Prefetcher.__next__ = build, write, take
-    return (steps - 2) / (logged[steps] - logged[2]), 1000 * sum(waits[2:steps]) / (steps - 2)
+    c.checkpoint.every, c.export_hf, c.eval.tasks, c.report = 10 ** 6, False, "", False
+    return c
 
 
 def main():
@@ -80,12 +48,25 @@ def main():
     p.add_argument("--delay_ms", type=float, default=50.0)
     p.add_argument("--rounds", type=int, default=2)
     a = p.parse_args()
+    import jax
+
+    from medjax.parallel.mesh import make_mesh
+
+    mesh = make_mesh(devices=jax.devices()[:1])
     configs = [(prefetch, delay) for delay in (0.0, a.delay_ms / 1000) for prefetch in (0, 2)]
     best = {k: (0.0, 0.0) for k in configs}
+    reference, mismatches = None, []
     for r in range(a.rounds):
         for prefetch, delay in configs:
-            sps, wait_ms = run_once(a.steps, prefetch, delay)
+            timing = time_stage(default_cp_config(a.steps, prefetch), "cp", mesh, delay)
+            sps, wait_ms = timing.steps_per_s(2, a.steps), timing.wait_ms(2, a.steps)
             best[prefetch, delay] = max(best[prefetch, delay], (sps, wait_ms))
+            reference = reference or timing.losses  # the first run: synchronous, no delay
+            differ = sorted(s for s in reference if timing.losses[s] != reference[s])
+            if differ:
+                worst = max(abs(timing.losses[s] / reference[s] - 1) for s in differ)
+                mismatches.append(f"round {r + 1} prefetch={prefetch} delay {delay * 1000:.0f} ms: from step "
+                                  f"{differ[0]}, at most {worst:.1e} relative")
             print(f"round {r + 1}: prefetch={prefetch} reader delay {delay * 1000:.0f} ms: {sps:.2f} steps/s, "
                   f"waited {wait_ms:.1f} ms/step for data", flush=True)
     print("\nbest round of each: steps/s (ms per step the loop waited for its batch)")
@@ -93,6 +74,12 @@ def main():
     for delay in (0.0, a.delay_ms / 1000):
         cells = [f"{best[p, delay][0]:.2f} ({best[p, delay][1]:.1f} ms)" for p in (0, 2)]
         print(f"{delay * 1000:>11.0f} ms  {cells[0]:>16}  {cells[1]:>16}")
+    slowed = best[2, a.delay_ms / 1000][0] / best[2, 0.0][0]
+    print(f"\nprefetch 2: slowed reader / plain reader = {slowed:.2f} of the steps/s")
+    print(f"losses identical to the first synchronous run's in {a.rounds * len(configs) - len(mismatches)} of "
+          f"{a.rounds * len(configs)} runs ({a.steps} steps each)")
+    for line in mismatches:  # a synchronous rerun can differ too: XLA:CPU reductions over 2+ threads (see above)
+        print(f"  differs: {line}")
 
 
 if __name__ == "__main__":

@@ -1,24 +1,46 @@
 """Training throughput: medjax vs transformers+PyTorch on the PERFORMANCE.md workload, plus MFU.
 
 Workload: LLaMA, vocab 32000, hidden 512, intermediate 1344, 8 layers, 8 heads, untied, fp32,
-batch 8 x 512, AdamW, full-parameter. Runs alternate (medjax, torch, medjax, torch, ...) so both
-see the same machine noise; the matmul peak (2048^3 fp32 through XLA) is measured in the same run.
+batch 8 x 512, AdamW, full-parameter (the bench50m preset). Three programs, alternated within each
+round so they share the machine's noise:
+- the medjax trainer: a CP stage through train/stage.py run_stage, as `python -m medjax.main` runs it
+  (scratch bench50m, the LLaMA-2 tokenizer from ../shared/data/tokenizers, the medical pretraining
+  corpus through the data pipeline, data.prefetch 2, the asynchronous loop, no evaluation, a checkpoint
+  only after the last step), timed between the log lines of step 2 and the last step
+  (benchmarks/stage_timing.py);
+- the medjax step alone: the same jitted train step on one fixed random batch;
+- transformers + torch (sdpa attention, AdamW, clipping), with as many threads as XLA:CPU uses.
+The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLOPs / time / peak.
 
-  PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512] [--preset=bench50m]
+  PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
+      [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer]
 
-Last measured (2026-11-22, busy 2-core machine, --rounds=3 --steps=2, medians): torch 436 tok/s,
-medjax 248 tok/s (ratio 0.57), MFU 65% of a 137 GFLOP/s XLA peak; the same run on the code before the
-throughput pass: torch 416, medjax 222 (0.53), MFU 57%. Alternating the two medjax versions step by
-step in one run (less noise than separate runs): best 16.7 -> 13.4 s per step (1.25x; 1.22-1.34x per
-round), identical losses.
+Last measured (2026-12-01, 2-core AMD EPYC shared with ~8 engineers' tests, load average 12-18,
+--rounds=2 --steps=2; each XLA step ~45-65 s, ~10x a quiet machine's): per round torch 85 / 77 tok/s,
+trainer 61 / 91, step alone 100 / 95; ratios vs torch (median of the rounds) trainer 0.96 (0.72, 1.18),
+step alone 1.21 (1.18, 1.23); matmul peak 29 / 56 GFLOP/s (442 when quiet), so the MFU column (step
+64%, trainer 59%, torch 54% of 56 GFLOP/s) only compares the programs with each other that day.
+Where the step's time goes (jax.profiler, one step, same machine): the LM head (vocab 32000, one pass)
+24% of the op time for 27% of the FLOPs; the layers' matmuls 33% for 42%; attention 21% for 7%
+(full T x T scores, the upper half masked; dP = dO V^T fused with the softmax backward's row sum in
+one YNNPACK fusion is 12.6% alone); elementwise 12%; zero-filling the scan's stacked residuals 2%;
+AdamW + clipping 1.2%. With YNNPACK fusions off (compiler option
+xla_cpu_experimental_ynn_fusion_type="") one attention layer's fwd+bwd runs 2.0-2.1 s vs 2.5-3.3 s,
+but the whole step was unchanged (54.8 vs 54.2 s, alternated in one process) and its losses differ
+in the 7th digit.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 
 import numpy as np
+from stage_timing import time_stage
+
+SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
 
 def model_config(preset: str):
@@ -35,7 +57,7 @@ def flops_per_step(cfg, batch: int, seq: int) -> float:
     return 6 * cfg.num_params() * tokens + attention
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     import jax
     import jax.numpy as jnp
 
@@ -113,44 +135,84 @@ class TorchRunner:
         return time.perf_counter() - t0
 
 
+def trainer_config(preset: str, batch: int, seq: int, steps: int):
+    """A CP stage as `python -m medjax.main` runs it: scratch `preset`, the LLaMA-2 tokenizer, the medical
+    pretraining corpus through the data pipeline with prefetch on; logs every step, no evaluation, no
+    checkpoint before the end, no export."""
+    from medjax.data.config import data_config
+    from medjax.train.config import stage_section, training_config
+
+    c = training_config("cp")
+    c.model.preset, c.model.tokenizer = preset, os.path.join(SHARED, "tokenizers", "llama2", "tokenizer.model")
+    c.cp = stage_section("cp", data_config(train=os.path.join(SHARED, "corpora", "medicalgpt", "pretrain", "*.txt"),
+                                           eval_fraction=0.0, prefetch=2))
+    c.train.steps, c.train.batch_size, c.train.seq_len = steps, batch, seq
+    c.train.log_every, c.train.eval_every, c.train.eval_batches = 1, 0, 0
+    c.checkpoint.every, c.checkpoint.async_save, c.export_hf, c.report = 10 ** 6, False, False, False
+    return c
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=3, help="timed steps per program and round")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=512)
     p.add_argument("--preset", default="bench50m")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="torch intra-op threads (default: the cores this process may use, as XLA:CPU does)")
     p.add_argument("--no_torch", action="store_true")
+    p.add_argument("--no_trainer", action="store_true", help="the step alone, without the trainer runs")
     args = p.parse_args()
+    import jax
 
+    from medjax.parallel.mesh import make_mesh
+
+    if not jax.config.jax_compilation_cache_dir:  # later trainer rounds load their step instead of compiling it
+        jax.config.update("jax_compilation_cache_dir", tempfile.mkdtemp(prefix="medjax-bench-cache-"))
     cfg = model_config(args.preset)
     tokens = args.batch * args.seq
     flops = flops_per_step(cfg, args.batch, args.seq)
     print(f"workload: {cfg.num_params() / 1e6:.1f}M params, batch {args.batch} x seq {args.seq}, "
-          f"{flops:.3g} FLOPs/step", flush=True)
+          f"{flops:.3g} FLOPs/step; jax on {len(os.sched_getaffinity(0))} cores, torch {args.threads} threads",
+          flush=True)
     ours = MedjaxRunner(cfg, args.batch, args.seq)
-    print(f"medjax compile + first step: {ours.compile_s:.1f} s", flush=True)
+    print(f"medjax step compile + first step: {ours.compile_s:.1f} s", flush=True)
     theirs = None if args.no_torch else TorchRunner(cfg, args.batch, args.seq, args.threads)
-    ours_tps, theirs_tps, peaks = [], [], []
+    mesh = make_mesh(devices=jax.devices()[:1])
+    last = args.steps + 2  # steps 1 and 2 (compile, first batches) are left out of the timing
+    results = {"trainer": [], "step": [], "torch": [], "peak": []}
     for r in range(args.rounds):
-        peaks.append(matmul_peak())
-        ours_tps.append(args.steps * tokens / ours.run(args.steps))
+        results["peak"].append(matmul_peak())
+        line = [f"matmul peak {results['peak'][-1] / 1e9:.0f} GFLOP/s"]
+        if not args.no_trainer:
+            timing = time_stage(trainer_config(args.preset, args.batch, args.seq, last), "cp", mesh)
+            results["trainer"].append(tokens * timing.steps_per_s(2, last))
+            real = sum(timing.tokens[s] for s in range(3, last + 1)) / (tokens * args.steps)
+            line.append(f"trainer {results['trainer'][-1]:.0f} tok/s ({100 * real:.1f}% real tokens, "
+                        f"waited {timing.wait_ms(2, last):.0f} ms/step for data)")
+        results["step"].append(args.steps * tokens / ours.run(args.steps))
+        line.append(f"step alone {results['step'][-1]:.0f} tok/s")
         if theirs is not None:
-            theirs_tps.append(args.steps * tokens / theirs.run(args.steps))
-        print(f"round {r + 1}: medjax {ours_tps[-1]:.0f} tok/s"
-              + (f", torch {theirs_tps[-1]:.0f} tok/s" if theirs_tps else "")
-              + f", matmul peak {peaks[-1] / 1e9:.0f} GFLOP/s", flush=True)
-    m_tps, peak = statistics.median(ours_tps), statistics.median(peaks)
-    mfu = m_tps / tokens * flops / peak
-    print("\n| program | tokens/s | vs transformers+torch |\n|---|---|---|")
-    if theirs_tps:
-        t_tps = statistics.median(theirs_tps)
-        print(f"| transformers + torch (sdpa, {args.threads} threads) | {t_tps:.0f} | 1.00 |")
-        print(f"| medjax | {m_tps:.0f} | {m_tps / t_tps:.2f} |")
-    else:
-        print(f"| medjax | {m_tps:.0f} | - |")
-    print(f"\nmedjax MFU: {100 * mfu:.1f}% of the measured XLA fp32 matmul peak ({peak / 1e9:.0f} GFLOP/s)")
+            results["torch"].append(args.steps * tokens / theirs.run(args.steps))
+            line.append(f"torch {results['torch'][-1]:.0f} tok/s")
+        print(f"round {r + 1}: " + ", ".join(line), flush=True)
+    # a ratio is the median of the rounds' ratios (each round's programs shared its noise); MFU comes
+    # from the best step and the best peak, the two least disturbed measurements on a shared machine
+    median = {k: statistics.median(v) for k, v in results.items() if v}
+    best = {k: max(v) for k, v in results.items() if v}
+    print(f"\n{args.rounds} rounds, {args.steps} timed steps each (tok/s = batch x seq positions / s)")
+    print("| program | tokens/s (median) | vs transformers+torch | best tokens/s | MFU (best) |\n|---|---|---|---|---|")
+    rows = [("torch", f"transformers + torch (sdpa, {args.threads} threads)"),
+            ("trainer", "medjax trainer (run_stage: data pipeline, prefetch 2, async loop)"),
+            ("step", "medjax step alone (one fixed batch)")]
+    for key, name in rows:
+        if key in median:
+            ratios = [ours / theirs for ours, theirs in zip(results[key], results["torch"])]
+            ratio = f"{statistics.median(ratios):.2f}" if ratios else "-"
+            print(f"| {name} | {median[key]:.0f} | {ratio} | {best[key]:.0f} | "
+                  f"{100 * best[key] / tokens * flops / best['peak']:.1f}% |")
+    print(f"\nXLA fp32 matmul peak (2048^3, best of the rounds): {best['peak'] / 1e9:.0f} GFLOP/s")
 
 
 if __name__ == "__main__":
