@@ -18,7 +18,7 @@ def get_config():
     c.workdir = "runs/cp_ift_ha"
     c.ha = stage_section("ha", data_config(train=paths["pref_train"], eval=paths["pref_eval"]))
     c.ha.parent = "ift"
-    c.ha.steps = 60
-    c.ha.lr = 2e-3
+    c.ha.steps = 30  # held-out accuracy is 0.93-1.0 by step 30 (0.5 at step 0); ~40 s on 2 CPU cores
+    c.ha.lr = 1e-3  # 2e-3 overfits the trained wordings (held-out 1.0 at step 20, 0.84 at step 60)
     c.train.eval_every = 30
     return c

@@ -5,7 +5,7 @@ python -m medjax.main --config=configs/ha.py --config.model.init=hf:/models/my-s
 
 `data.train` holds preference records: {"conversations" | "prompt" | "question", "chosen",
 "rejected"} (medjax/data/formats.py). With no overrides it aligns a scratch model on the embedded
-preference pairs, where the chosen answer is the factually right one.
+preference pairs, where the chosen answer gives the safe advice (medjax/assets/preference_pairs.py).
 """
 from medjax.assets import default_paths
 from medjax.data.config import data_config

@@ -18,7 +18,7 @@ def get_config():
     c.ha = stage_section("ha", data_config(train=paths["pref_train"], eval=paths["pref_eval"]))
     c.ha.parent = "ift"
     c.ha.steps = 60
-    c.ha.lr = 2e-4
+    c.ha.lr = 1e-3
     c.train.batch_size = 8
     c.train.seq_len = 128
     c.train.warmup_steps = 10

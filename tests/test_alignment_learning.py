@@ -6,6 +6,9 @@ design (condition i against condition i+k): shifts 1..6 train, shifts 7..9 are h
 answer is chosen as often as it is rejected in both splits and only learning which treatment goes
 with which condition lifts the held-out accuracy. Full-parameter runs start from scratch; LoRA
 runs start from a short CP run on the embedded corpus (which does not pair these answers up).
+
+The embedded pairs (medjax/assets/preference_pairs.py: safe against unsafe advice) are checked as
+shipped: their held-out pairs ask about conditions, in answer wordings, that training never shows.
 """
 import json
 
@@ -61,6 +64,15 @@ def test_dpo_full_parameters_learns_the_held_out_preferences(tmp_path):
     evals = held_out_accuracies(tmp_path, "dpo", 0.2, steps=100, lr=1e-2)
     assert evals[0] == pytest.approx(0.5)  # policy == reference: every reward is 0, a tie counts half
     assert evals[-1] > 0.9, evals
+
+
+def test_the_embedded_preference_pairs_are_learned_for_unseen_conditions_and_wordings(tmp_path):
+    c = tiny_ha("copy", steps=20)  # configs/ha.py with its default data: the embedded pairs
+    c.train.update(lr=1e-2, batch_size=8, seq_len=128, eval_batches=8, warmup_steps=3, log_every=10, eval_every=10)
+    run(c, str(tmp_path / "run"))
+    evals = [r["eval_pref_accuracy"] for r in metrics(str(tmp_path / "run")) if "eval_pref_accuracy" in r]
+    assert evals[0] == pytest.approx(0.5)
+    assert evals[-1] >= 0.8, evals
 
 
 @pytest.fixture(scope="module")

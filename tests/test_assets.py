@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from medjax.assets import DEFAULT_DIR, default_paths
-from medjax.assets import knowledge
+from medjax.assets import knowledge, preference_pairs
 from medjax.assets.distractors import content_words, pick_distractors
 from medjax.data import readers
 from medjax.data.tokenizer import load_tokenizer
@@ -132,56 +132,41 @@ def test_sft_has_system_turns_and_no_train_eval_overlap():
     assert not as_text(train) & as_text(held_out)
 
 
-def test_sft_multiple_choice_answers_are_right():
-    records = _jsonl(default_paths()["sft_train"]) + _jsonl(default_paths()["sft_eval"])
-    asked = 0
-    for r in records:
-        for q, a in zip(r["conversations"], r["conversations"][1:]):
-            m = re.match(r"Which of the following is the (key test|first-line treatment) for "
-                         r"(.+)\?\n", q["value"])
-            if q["from"] != "human" or not m:
-                continue
-            asked += 1
-            c = BY_NAME[m.group(2)]
-            fact = c.test if m.group(1) == "key test" else c.treatment
-            options = dict(line.split(". ", 1) for line in q["value"].splitlines()[1:])
-            assert list(options) == ["A", "B", "C", "D"]
-            letter = a["value"].split(". ", 1)[0]
-            assert options[letter].lower() == fact.lower(), q["value"]
-    assert asked >= 50
+# The multiple-choice records (right answers, the evaluation's prompt shape): test_default_ift_benchmark.py
 
 
 # -- preference pairs ---------------------------------------------------------------------------
 
-def _expected_answer(question: str) -> tuple[str, str] | None:
-    """(template, right fact) for a preference question, from the knowledge base."""
-    for c in knowledge.CONDITIONS:
-        if question in (f"What is the first-line treatment for {c.name}?",
-                        f"A patient has just been diagnosed with {c.name}. "
-                        "What treatment should be started first?"):
-            return f"The first-line treatment for {c.name} is ", c.treatment
-        if question in (f"Which test best confirms {c.name}?",
-                        f"What is the key investigation for suspected {c.name}?"):
-            return f"The key test for {c.name} is ", c.test
-    matches = [c for c in knowledge.CONDITIONS if all(s in question for s in c.symptoms)]
-    if question.endswith("Which condition is most likely?") and len(matches) == 1:
-        return "The most likely condition is ", matches[0].name
-    return None
+def _situation(pair: dict):
+    """The preference situation whose safe answers hold the pair's chosen one, or None."""
+    return next((s for s in preference_pairs.SITUATIONS if pair["chosen"] in s.safe), None)
 
 
-@pytest.mark.parametrize("key", ["pref_train", "pref_eval"])
-def test_preference_pairs_prefer_the_right_fact(key):
-    pairs = _jsonl(default_paths()[key])
-    assert len(pairs) >= (200 if key == "pref_train" else 10)
-    for i, p in enumerate(pairs):
-        assert set(p) == {"conversations", "chosen", "rejected"}, (key, i)
-        (turn,) = p["conversations"]
-        assert turn["from"] == "human"
-        expected = _expected_answer(turn["value"])
-        assert expected is not None, f"{key}[{i}]: unrecognised question {turn['value']!r}"
-        prefix, fact = expected
-        assert p["chosen"] == f"{prefix}{fact}.", (key, i)
-        assert p["rejected"].startswith(prefix) and fact not in p["rejected"], (key, i)
+def _asked_about(question: str, situation) -> str | None:
+    """The condition a preference question asks about, or None."""
+    return next((c.name for c in knowledge.CONDITIONS for q in situation.questions
+                 if question == q.format(name=c.name)), None)
+
+
+def test_preference_pairs_prefer_the_safe_advice_and_hold_out_conditions_and_wordings():
+    splits = {key: _jsonl(default_paths()[key]) for key in ("pref_train", "pref_eval")}
+    assert len(splits["pref_train"]) >= 200 and len(splits["pref_eval"]) >= 30
+    conditions, answers = {}, {}
+    for key, pairs in splits.items():
+        conditions[key], answers[key] = set(), set()
+        for i, p in enumerate(pairs):
+            assert set(p) == {"conversations", "chosen", "rejected"}, (key, i)
+            (turn,) = p["conversations"]
+            assert turn["from"] == "human"
+            situation = _situation(p)
+            assert situation is not None and p["rejected"] in situation.unsafe, (key, i)
+            name = _asked_about(turn["value"], situation)
+            assert name is not None, f"{key}[{i}]: unrecognised question {turn['value']!r}"
+            conditions[key].add(name)
+            answers[key] |= {p["chosen"], p["rejected"]}
+    # held out: conditions no training pair asks about, answers training never shows
+    assert not conditions["pref_train"] & conditions["pref_eval"]
+    assert not answers["pref_train"] & answers["pref_eval"]
 
 
 # -- benchmark ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Writes, under DIR (default: medjax/assets/default, the committed copy):
   sft.jsonl, sft_eval.jsonl          ShareGPT instruction records, train and held out
   pref.jsonl, pref_eval.jsonl        preference pairs, train and held out
   benchmarks/medqa_usmle/sample.jsonl  MedQA-format multiple-choice questions (never trained on)
-  tokenizer/tokenizer.model          SentencePiece BPE trained on the training text only
+  tokenizer/tokenizer.model          SentencePiece BPE trained on the corpus and instruction training text
 
 Every random choice comes from a `random.Random` seeded by (seed, artefact name), so the output
 is byte-identical on every run and one artefact's templates can change without reshuffling the
@@ -26,7 +26,7 @@ from medjax.assets.corpus_text import render_corpus
 from medjax.assets.instruction_records import render_sft
 from medjax.assets.knowledge import CONDITIONS, validate
 from medjax.assets.medqa_questions import render_medqa
-from medjax.assets.preference_pairs import render_pref, render_pref_eval
+from medjax.assets.preference_pairs import render_pref
 from medjax.assets.tokenizer_training import train_sentencepiece
 
 DEFAULT_OUTPUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "default")
@@ -48,9 +48,7 @@ def build(output_dir: str, seed: int = 0) -> None:
         corpus_eval.extend(held_out)
     sft_train, sft_eval = split_off(render_sft(CONDITIONS, rng("sft")), EVAL_FRACTION,
                                     rng("split:sft"))
-    pref_train, held_out_pairs = split_off(render_pref(CONDITIONS, rng("pref")), EVAL_FRACTION,
-                                           rng("split:pref"))
-    pref_eval = render_pref_eval(CONDITIONS, pref_train, len(held_out_pairs), rng("pref_eval"))
+    pref_train, pref_eval = render_pref(CONDITIONS, rng("pref"))  # held out by condition and wording
     benchmark = render_medqa(CONDITIONS, BENCHMARK_QUESTIONS, rng("medqa"))
 
     corpus_dir = os.path.join(output_dir, "corpus")
@@ -66,8 +64,7 @@ def build(output_dir: str, seed: int = 0) -> None:
 
     training_text = [doc for docs in corpus_train.values() for doc in docs]
     training_text += [turn["value"] for r in sft_train for turn in r["conversations"]]
-    training_text += [t for r in pref_train for t in (r["conversations"][0]["value"],
-                                                      r["chosen"], r["rejected"])]
+    # Not the preference pairs: a new design of those would reshuffle the pieces every stage reads.
     model = train_sentencepiece(training_text, VOCAB_SIZE)
     _write_bytes(os.path.join(output_dir, "tokenizer", "tokenizer.model"), model)
 

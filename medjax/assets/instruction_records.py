@@ -1,9 +1,14 @@
 """Instruction-tuning records in ShareGPT format, rendered from the knowledge base.
 
-Every condition gets six single-turn questions (definition, symptoms, test, treatment, a short
-case vignette and a four-option multiple-choice question); a share of conditions also gets a
-two-turn dialogue, and a share of all records opens with a system turn, so templates that
-handle system prompts are exercised.
+Every condition gets five single-turn questions (definition, symptoms, test, treatment and a short
+case vignette) and multiple-choice questions (diagnosis, treatment, test); a share of conditions
+also gets a two-turn dialogue, and a share of all records opens with a system turn, so templates
+that handle system prompts are exercised.
+
+The multiple-choice questions are written in the benchmark evaluation's own prompt shape (its
+header, "Question: ", lettered options) and answered the way it scores them ("Answer: B"), so
+instruction tuning teaches the task format the end-of-stage benchmark asks in; their stems are worded
+unlike the benchmark's (medqa_questions.py), whose questions stay held out.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from medjax.assets.patients import draw_patient
 from medjax.assets.phrasing import (capitalize, definition_sentence, join_phrases,
                                     shuffled_symptoms, symptoms_sentence, system_sentence,
                                     test_sentence, treatment_sentence)
+from medjax.eval.prompts import EN
 
 SYSTEM_PROMPTS = (
     "You are a careful medical assistant. Answer briefly and accurately.",
@@ -22,13 +28,15 @@ SYSTEM_PROMPTS = (
 )
 MULTI_TURN_SHARE = 0.3
 SYSTEM_TURN_SHARE = 0.15
+MC_PER_KIND = 2  # multiple-choice questions per condition and kind (diagnosis, treatment, test)
+LETTERS = "ABCD"
 
 
 def render_sft(conditions, rng: random.Random) -> list[dict]:
     records = []
     for c in conditions:
         turns = [definition_qa(c, rng), symptoms_qa(c, rng), test_qa(c, rng),
-                 treatment_qa(c, rng), vignette_qa(c, rng), multiple_choice_qa(c, conditions, rng)]
+                 treatment_qa(c, rng), vignette_qa(c, rng), *multiple_choice_qas(c, conditions, rng)]
         records.extend([qa] for qa in turns)
         if rng.random() < MULTI_TURN_SHARE:
             records.append([definition_qa(c, rng), _follow_up(c, rng)])
@@ -74,19 +82,45 @@ def vignette_qa(c: Condition, rng: random.Random) -> tuple[str, str]:
     return question, answer
 
 
-def multiple_choice_qa(c: Condition, conditions, rng: random.Random) -> tuple[str, str]:
-    """Asks for the treatment (or, for half of the conditions with a key test, the test)
-    among three clearly wrong options from other body systems."""
-    field = "test" if not c.is_clinical_diagnosis and rng.random() < 0.5 else "treatment"
-    wrong = pick_distractors(c, conditions, field, 3, rng, same_system=False)
-    options = [getattr(c, field), *(getattr(w, field) for w in wrong)]
+def multiple_choice_qas(c: Condition, conditions, rng: random.Random) -> list[tuple[str, str]]:
+    """MC_PER_KIND questions of each kind: the diagnosis of a vignette among conditions of the same
+    body system (as the benchmark asks it), and the treatment and key test (none for a clinical
+    diagnosis) among options from the same system or, for half of them, from others."""
+    qas = []
+    for _ in range(MC_PER_KIND):
+        qas.append(_diagnosis_mc(c, conditions, rng))
+        for field in ("treatment", "test")[:1 if c.is_clinical_diagnosis else 2]:
+            qas.append(_fact_mc(c, conditions, field, rng))
+    return qas
+
+
+def _diagnosis_mc(c: Condition, conditions, rng: random.Random) -> tuple[str, str]:
+    patient = draw_patient(c, rng)
+    findings = join_phrases(shuffled_symptoms(c, rng))
+    stem = rng.choice([f"{capitalize(patient.description)} has {findings}. Which condition is most likely?",
+                       f"A doctor sees {patient.description} with {findings}. What is the diagnosis?"])
+    wrong = pick_distractors(c, conditions, "name", 3, rng, same_system=True, sex=patient.sex)
+    return _lettered(stem, c.name, [w.name for w in wrong], rng)
+
+
+def _fact_mc(c: Condition, conditions, field: str, rng: random.Random) -> tuple[str, str]:
+    if field == "test":
+        stem = rng.choice([f"Which of the following is the key test for {c.name}?",
+                           f"Which investigation confirms {c.name}?"])
+    else:
+        stem = rng.choice([f"Which of the following is the first-line treatment for {c.name}?",
+                           f"A patient has {c.name}. Which treatment is usually started first?"])
+    wrong = pick_distractors(c, conditions, field, 3, rng, same_system=rng.random() < 0.5)
+    return _lettered(stem, getattr(c, field), [getattr(w, field) for w in wrong], rng)
+
+
+def _lettered(stem: str, right: str, wrong: list[str], rng: random.Random) -> tuple[str, str]:
+    """(the evaluation's prompt for a single-answer question, "Answer: <letter>")."""
+    options = [right, *wrong]
     rng.shuffle(options)
-    letters = "ABCD"
-    right = letters[options.index(getattr(c, field))]
-    ask = (f"Which of the following is the key test for {c.name}?" if field == "test"
-           else f"Which of the following is the first-line treatment for {c.name}?")
-    listed = "\n".join(f"{letter}. {capitalize(text)}" for letter, text in zip(letters, options))
-    return f"{ask}\n{listed}", f"{right}. {capitalize(getattr(c, field))}"
+    listed = "\n".join(f"{letter}. {capitalize(text)}" for letter, text in zip(LETTERS, options))
+    prompt = f"{EN.mc_header}\n\n{EN.question}{stem}\n{listed}"
+    return prompt, f"{EN.cue}{EN.label_sep}{LETTERS[options.index(right)]}"
 
 
 def _follow_up(c: Condition, rng: random.Random) -> tuple[str, str]:
