@@ -1,5 +1,5 @@
 """Does prefetch hide a slow data reader? Steps per second of the embedded default's CP stage
-(configs/cp_ift.py: `tiny` preset, batch 8 x 128, its own tokenizer and corpus) through the real trainer
+(configs/cp_ift.py: `tiny` preset, batch 8 x 192, its own tokenizer and corpus) through the real trainer
 (train/stage.py run_stage, timed by benchmarks/stage_timing.py), with data.prefetch 0 (the synchronous
 loop) and 2, the reader as is and slowed by --delay_ms a batch.
 

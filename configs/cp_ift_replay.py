@@ -11,7 +11,8 @@ python -m medjax.main --config=configs/cp_ift_replay.py
 python -m medjax.main --config=configs/cp_ift_replay.py --config.cp.data.train=medjax/assets/default/corpus
     # the same without replay: compare the two runs' cp/metrics.jsonl eval_loss/general
 
-Measured (this config's CP stage as committed, 150 steps of 8x128 tokens from scratch, both eval losses
+Measured 2026-12-01 (CP stage, 150 steps of 8x128 tokens from scratch, before cp_ift moved to 8x192 and a new
+tokenizer; the ordering is what to expect, not the digits; both eval losses
 7.66 at step 0; eval_loss/<name> at step 150):
     replay share   general   medical
     none            6.26      3.81     (general flat since step 100: 6.24)
