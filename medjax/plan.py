@@ -5,6 +5,13 @@ TPU slices need libtpu, `pip install -e '.[tpu]'`; `--topology=cpu:N` uses N fak
 prints the per-device memory against the chip's HBM, the analytic FLOPs per step, a roofline step
 time and MFU, and the compile time. Exit 1 when the step does not fit, with what to change.
 The work is medjax/train/plan.py.
+
+On a TPU topology, when LIBTPU_INIT_ARGS is unset, plan sets it to
+"--xla_tpu_enable_all_reduce_scatter_fusion=false --xla_tpu_enable_data_parallel_all_reduce_opt=false"
+(parallel/tpu_topology.DEFAULT_LIBTPU_INIT_ARGS; --json reports the value used as libtpu_init_args):
+libtpu 0.0.42.1 aborts compiling glm-10b's full-parameter step over fsdp 4
+(rotated_pincer_fusion_emitter.cc:1904) unless its reduce-scatter fusion and data-parallel all-reduce
+optimisation are off. Set LIBTPU_INIT_ARGS yourself (even to "") to compile with other flags.
 """
 from __future__ import annotations
 
@@ -17,7 +24,8 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
-flags.DEFINE_string("topology", None, "cpu:N, v4:AxBxC, v5e:AxB, v5p:AxBxC or v6e:AxB")
+flags.DEFINE_string("topology", None, "cpu:N, v4:AxBxC, v5e:AxB, v5p:AxBxC or v6e:AxB (a TPU topology sets "
+                    "LIBTPU_INIT_ARGS when it is unset: see above)")
 flags.DEFINE_string("stage", None, "stage to plan (default: the config's first stage)")
 flags.DEFINE_bool("json", False, "print one JSON object instead of the table")
 flags.mark_flags_as_required(["config", "topology"])
@@ -52,7 +60,8 @@ def print_report(r: dict) -> None:
             print(f"roofline: {r['est_step_s']:.3f} s/step (compute {r['compute_s']:.3f} s, HBM "
                   f"{r['memory_s']:.3f} s for {r['hbm_traffic_bytes_per_step'] / 1e9:.1f} GB: arguments + outputs, "
                   f"weights per pass, temporaries twice), MFU {100 * r['est_mfu']:.1f}%")
-        print(f"compile: {r['compile_s']:.1f} s")
+        print(f"compile: {r['compile_s']:.1f} s" + (f" (LIBTPU_INIT_ARGS={r['libtpu_init_args']!r})"
+                                                    if "libtpu_init_args" in r else ""))
     if not r["fits"]:
         print("does not fit; try:\n" + "\n".join(f"  {s}" for s in r["suggestions"]))
 
@@ -76,6 +85,8 @@ def main(argv):
     except (TpuNotInstalled, ValueError) as e:  # ValueError: config.train.ConfigError and bad values
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    if topology.kind != "cpu":
+        report["libtpu_init_args"] = os.environ["LIBTPU_INIT_ARGS"]
     if FLAGS.json:
         print(json.dumps(report))
     else:

@@ -146,3 +146,17 @@ def test_tpu_v5e_2x2_compiles_the_test_preset():
     assert r["chip"] == "v5e" and r["devices"] == 4 and r["fits"]
     assert r["hbm_bytes_per_device"] == 16 << 30 and 0 < r["est_mfu"] <= 1
     assert r["per_device"]["params"] == pytest.approx(r["model"]["params"] * 4 / 4, rel=0.05)
+
+
+def test_tpu_topologies_default_libtpu_init_args(monkeypatch):
+    """glm-10b full over fsdp 4 aborts libtpu 0.0.42.1 (rotated_pincer_fusion_emitter.cc:1904) unless two
+    collective optimisations are off: a TPU plan turns them off when LIBTPU_INIT_ARGS is unset, keeps the
+    user's value (even "") when set, and a cpu:N plan leaves it alone."""
+    from medjax.parallel.tpu_topology import DEFAULT_LIBTPU_INIT_ARGS
+
+    monkeypatch.delenv("LIBTPU_INIT_ARGS", raising=False)
+    assert environment_for(parse_topology("v5p:2x2x1"))["LIBTPU_INIT_ARGS"] == DEFAULT_LIBTPU_INIT_ARGS
+    assert "--xla_tpu_enable_all_reduce_scatter_fusion=false" in DEFAULT_LIBTPU_INIT_ARGS
+    assert "LIBTPU_INIT_ARGS" not in environment_for(parse_topology("cpu:2"))
+    monkeypatch.setenv("LIBTPU_INIT_ARGS", "")
+    assert "LIBTPU_INIT_ARGS" not in environment_for(parse_topology("v5e:2x2"))

@@ -19,6 +19,10 @@ from medjax.parallel.chips import CHIPS, Chip
 INSTALL_HINT = "pip install -e '.[tpu]'"
 _THREE_D = ("v4", "v5p")  # slices named AxBxC; the others AxB
 _HOST_BOUNDS = (2, 2, 1)  # chips per host of every generation here (a smaller slice is one partial host)
+# libtpu 0.0.42.1 aborts compiling glm-10b's full-parameter step over fsdp 4 (rotated_pincer_fusion_emitter.cc:1904,
+# "Check failed: s_count.has_value()") unless these two collective optimisations are off
+DEFAULT_LIBTPU_INIT_ARGS = ("--xla_tpu_enable_all_reduce_scatter_fusion=false "
+                            "--xla_tpu_enable_data_parallel_all_reduce_opt=false")
 
 
 class TpuNotInstalled(RuntimeError):
@@ -59,10 +63,13 @@ def environment_for(topology: Topology) -> dict[str, str]:
     """Environment variables to set before jax initialises: N host devices for cpu:N; for a TPU slice
     the CPU backend only (the slice's devices come from libtpu's compile-only topology; letting jax
     look for a local TPU prints errors and gains nothing), and no libtpu lock file: compiling touches
-    no chip, so several plans may run at once (else the second fails with "libtpu_lockfile")."""
+    no chip, so several plans may run at once (else the second fails with "libtpu_lockfile"); and, unless
+    the user set LIBTPU_INIT_ARGS, DEFAULT_LIBTPU_INIT_ARGS."""
     env = {"JAX_PLATFORMS": "cpu"}
     if topology.kind != "cpu":
         env["ALLOW_MULTIPLE_LIBTPU_LOAD"] = "1"
+        if "LIBTPU_INIT_ARGS" not in os.environ:
+            env["LIBTPU_INIT_ARGS"] = DEFAULT_LIBTPU_INIT_ARGS
     else:
         flags = os.environ.get("XLA_FLAGS", "")
         env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={topology.num_devices}".strip()
