@@ -19,8 +19,10 @@ import json
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from medjax.cli_logging import quiet_by_default
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
@@ -70,8 +72,7 @@ def main(argv):
     del argv
     from medjax.parallel.tpu_topology import TpuNotInstalled, environment_for, parse_topology
 
-    if FLAGS["verbosity"].using_default_value:
-        logging.set_verbosity(logging.WARNING)
+    quiet_by_default()
     try:
         topology = parse_topology(FLAGS.topology)
     except ValueError as e:
