@@ -85,15 +85,22 @@ def _quantise_from(kernel, fmt: str, what: str) -> dict:
 
 
 def dequantise(q: dict, fmt: str, shape_in_out: tuple[int, int]):
-    """float32 kernel [..., in, out] from the arrays of `quantise`."""
+    """float32 kernel [..., in, out] from the arrays of `quantise`.
+
+    Computed on the kernel's rows (on rows of one block when a row is not whole blocks), never on the
+    flat [in*out] vector: the TPU pads an array's last axis to 128 lanes, and the flat form took 11 GiB
+    of temporaries to dequantise one llama2-7b MLP kernel (tests/test_qlora_memory.py)."""
+    lead, (n_in, n_out) = q["codes"].shape[:-1], shape_in_out
+    width = n_out if n_out % BLOCK == 0 else BLOCK
+    rows = lead + (n_in * n_out // width,)
     if fmt == "nf4":
         absmax = _double_dequantise(q["absmax_codes"], q["absmax_scale"], q["absmax_offset"])
-        values = nf4_values(unpack_nibbles(q["codes"]))
+        values = nf4_values(unpack_nibbles(q["codes"].reshape(rows + (width // 2,))))
     else:
         absmax = q["absmax"]
-        values = q["codes"].astype(jnp.float32) / 127.0
-    blocks = values.reshape(absmax.shape + (BLOCK,)) * absmax[..., None]
-    return blocks.reshape(absmax.shape[:-1] + tuple(shape_in_out))
+        values = q["codes"].reshape(rows + (width,)).astype(jnp.float32) / 127.0
+    scales = jnp.repeat(absmax.reshape(rows + (width // BLOCK,)), BLOCK, axis=-1)
+    return (values * scales).reshape(lead + (n_in, n_out))
 
 
 # logical axes of each array (without the stacked `layers` axis)
