@@ -74,6 +74,9 @@ def test_uninterrupted_run_learns_and_writes_the_layout(uninterrupted):
     records = [json.loads(line) for line in open(os.path.join(stage, "metrics.jsonl"))]
     assert {"step", "eval_loss"} <= set(records[0])  # the step-0 evaluation
     assert {"step", "loss", "lr", "tokens_per_s"} <= set(records[1])
+    # a save step is read together with the step before it: both must get a real rate, not tokens / ~0 s
+    rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r and r["step"] > 1]
+    assert len(rates) == 11 and max(rates) < 20 * sorted(rates)[len(rates) // 2], rates
 
 
 def test_sigkill_mid_run_then_rerun_resumes_exactly(uninterrupted, tmp_path):

@@ -124,9 +124,11 @@ class LateMetrics:
         """Reads the pending steps up to `upto`: stops on a non-finite loss, logs the log steps."""
         taken = [p for p in self.pending if p[0] <= upto]
         self.pending = self.pending[len(taken):]
+        logs = []
         for (step, _, tokens, data, _), (metrics, sums) in zip(taken, jax.device_get([(p[1], p[4]) for p in taken])):
             loss = float(metrics["loss"])
             if not math.isfinite(loss):
+                self._log(logs)
                 raise loss_not_finite(self.run.ckpts.ckpts, self.run.name, loss, step)
             self.progress.first_loss = loss if self.progress.first_loss is None else self.progress.first_loss
             self.progress.last_loss = loss
@@ -135,13 +137,20 @@ class LateMetrics:
                 self.agreed = self.agreed or bool(sums[0] > 0)
                 tokens, counts = round(float(sums[1])), {k: round(float(v)) for k, v in zip(counts, sums[2:])}
             if self.run.is_log_step(step):
-                self._log(step, metrics, tokens, counts)
+                logs.append((step, metrics, tokens, counts))
+        self._log(logs)
 
-    def _log(self, step: int, metrics: dict, tokens: int, token_counts: dict) -> None:
+    def _log(self, logs: list[tuple]) -> None:
+        """Writes the log steps of one read. Their steps finished at unknown times before the read returned, so
+        they share one rate: their tokens over the time since the last logged read (each its own would give
+        the later steps of a read a time of nearly 0 and rates of millions of tokens per second)."""
+        if not logs:
+            return
         elapsed = time.time() - self.interval_start
-        record = {"step": step, **{k: float(v) for k, v in metrics.items() if k != "weight"},
-                  "tokens_per_s": tokens / max(elapsed, 1e-9), "tokens": tokens,
-                  **{f"tokens/{k}": v for k, v in token_counts.items()}}
-        self.run.log.write(record)
-        self.run.log.console(step, record)
+        rate = sum(tokens for _, _, tokens, _ in logs) / max(elapsed, 1e-9)
+        for step, metrics, tokens, token_counts in logs:
+            record = {"step": step, **{k: float(v) for k, v in metrics.items() if k != "weight"},
+                      "tokens_per_s": rate, "tokens": tokens, **{f"tokens/{k}": v for k, v in token_counts.items()}}
+            self.run.log.write(record)
+            self.run.log.console(step, record)
         self.interval_start = time.time()
