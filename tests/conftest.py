@@ -7,5 +7,8 @@ programs, and on 2 cores compiling is most of their time.
 import os
 import tempfile
 
+# The suite runs on CPU. With the `tpu` extra installed (CI installs it for the TPU compile tests), jax would
+# otherwise try to start libtpu in every process and log its failure; TPU topologies for `plan` still work.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="medjax-jax-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
