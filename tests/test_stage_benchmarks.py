@@ -15,7 +15,7 @@ def test_as_trained_wraps_each_stage_as_its_training_records_were(config):
     c.eval.chat_template = "as_trained"
     assert stage_chat_template(c, "cp") is None
     assert stage_chat_template(c, "ift") == (c.ift.data.template or "auto")
-    assert stage_chat_template(c, "ta") == c.ta.data.template == "plain"
+    assert c.ta.data.template == "plain" and stage_chat_template(c, "ta") is None  # plain records: bare prompts
 
 
 @pytest.mark.parametrize("choice, expected", [("none", None), ("auto", "auto"), ("llama2", "llama2")])

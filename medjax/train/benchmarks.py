@@ -8,8 +8,9 @@ chain-of-thought paths.
 
 `eval.chat_template` decides how prompts are wrapped: "none" (the default) leaves them bare;
 "as_trained" wraps them the way the stage's training records were (the stage's `data.template` for
-sft and pref stages, None there meaning "auto": the template training picked), bare after an lm
-stage; "auto" or a template name choose directly. The evaluation puts its `Answer:` cue after the
+sft and pref stages, None there meaning "auto": the template training picked; bare for "plain",
+whose records are the evaluation's own prompts), bare after an lm stage; "auto" or a template name
+choose directly. The evaluation puts its `Answer:` cue after the
 template's assistant header, so "as_trained" helps a model whose answers were trained to follow it.
 """
 from __future__ import annotations
@@ -41,7 +42,8 @@ def stage_chat_template(c, stage: str) -> str | None:
         return choice
     if c[stage].kind not in ("sft", "pref"):
         return None
-    return stage_data(c, stage).get("template") or "auto"
+    template = stage_data(c, stage).get("template") or "auto"
+    return None if template == "plain" else template  # "plain" records are the bare prompts themselves
 
 
 def report_path(stage_dir: str, method: str, first: bool) -> str:
