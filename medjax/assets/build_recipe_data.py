@@ -6,8 +6,10 @@ Writes, under medjax/assets/recipes/ (committed; tests/test_recipes.py checks a 
   ift/{qa,reasoning,multiple_choice,conversation}.jsonl  the embedded instruction records (default/sft.jsonl)
       sorted into AntGLM-Med's IFT record types: single-turn questions, case vignettes answered with
       their reasoning, four-option questions, multi-turn dialogues
-  medqa_usmle/train.jsonl  a MedQA-format training split (original jsonl) about the conditions the
-      embedded benchmark (default/benchmarks/medqa_usmle/sample.jsonl) does not ask about
+  pubmedqa/{ori_pqal.json,test_ground_truth.json,pqal_nontest.json}  AntGLM-Med's adapted task in
+      PubMedQA PQA-L's own files (medjax/assets/pubmedqa_items.py): the test fold (the PMIDs of
+      test_ground_truth.json) asks about conditions no item of the non-test fold asks about;
+      pqal_nontest.json is ori_pqal.json without the test fold (what task adaptation trains on)
   unified/{web,literature,encyclopedia,books}.jsonl  HuatuoGPT-II's unified data: passages of the
       embedded corpus, each source standing in for one of the paper's corpora, turned into
       question/answer pairs by medjax.data.unify (its prompts, filters and provenance fields)
@@ -24,10 +26,9 @@ import os
 import random
 import re
 
-from medjax.assets.build_default_data import BENCHMARK_QUESTIONS
 from medjax.assets.instruction_records import definition_qa, symptoms_qa, test_qa, treatment_qa
 from medjax.assets.knowledge import CONDITIONS
-from medjax.assets.medqa_questions import diagnosis_question, test_question, treatment_question
+from medjax.assets.pubmedqa_items import render_pqal
 
 ASSETS_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT_DIR = os.path.join(ASSETS_DIR, "recipes")
@@ -37,22 +38,25 @@ CORPUS = os.path.join(ASSETS_DIR, "default", "corpus")
 UNIFIED_SOURCES = {"web": "patient_leaflets.txt", "literature": "case_notes.txt",
                    "encyclopedia": "encyclopedia.txt", "books": "body_systems.txt"}
 PASSAGES_PER_SOURCE = 40
+PUBMEDQA_TEST_CONDITIONS = 24  # x 3 items (one per decision): n = 72 held-out questions
+PUBMEDQA_TRAIN_ROUNDS = 2  # items per decision about each other condition
 IFT_TYPES = ("qa", "reasoning", "multiple_choice", "conversation")
 
 
 def recipe_paths() -> dict[str, str]:
     """Absolute paths of the committed recipe data, by role: ift/<type> and unified/<source> (ShareGPT
-    jsonl), medqa_train (MedQA jsonl)."""
+    jsonl), benchmarks_dir (the --data_dir holding pubmedqa/), pubmedqa_nontest (PQA-L json)."""
     paths = {f"ift/{t}": os.path.join(DEFAULT_OUTPUT_DIR, "ift", f"{t}.jsonl") for t in IFT_TYPES}
     paths.update({f"unified/{s}": os.path.join(DEFAULT_OUTPUT_DIR, "unified", f"{s}.jsonl") for s in UNIFIED_SOURCES})
-    paths["medqa_train"] = os.path.join(DEFAULT_OUTPUT_DIR, "medqa_usmle", "train.jsonl")
+    paths["benchmarks_dir"] = DEFAULT_OUTPUT_DIR
+    paths["pubmedqa_nontest"] = os.path.join(DEFAULT_OUTPUT_DIR, "pubmedqa", "pqal_nontest.json")
     return paths
 
 
 def build(output_dir: str, generator: str = "kb", seed: int = 0) -> None:
     for name, records in ift_sources().items():
         _write_jsonl(os.path.join(output_dir, "ift", f"{name}.jsonl"), records)
-    _write_jsonl(os.path.join(output_dir, "medqa_usmle", "train.jsonl"), medqa_train(seed))
+    write_pubmedqa(os.path.join(output_dir, "pubmedqa"), seed)
     write_unified(os.path.join(output_dir, "unified"), generator)
 
 
@@ -74,20 +78,26 @@ def ift_sources() -> dict[str, list[dict]]:
     return sources
 
 
-def medqa_train(seed: int = 0) -> list[dict]:
-    """Three questions (diagnosis, treatment, test) per condition outside the embedded benchmark."""
-    # build_default_data renders the benchmark from this rng, whose first draw picks its conditions
-    asked = random.Random(f"{seed}:medqa").sample(list(CONDITIONS), BENCHMARK_QUESTIONS)
-    rng = random.Random(f"{seed}:medqa_train")
-    records = []
-    for c in CONDITIONS:
-        if c in asked:
-            continue
-        records.append(diagnosis_question(c, CONDITIONS, rng))
-        records.append(treatment_question(c, CONDITIONS, rng))
-        if not c.is_clinical_diagnosis:
-            records.append(test_question(c, CONDITIONS, rng))
-    return records
+def write_pubmedqa(directory: str, seed: int = 0) -> None:
+    """ori_pqal.json and test_ground_truth.json as PubMedQA publishes them (one-line json objects keyed by
+    PMID; made-up 8-digit ids), and pqal_nontest.json: ori_pqal.json less the test PMIDs."""
+    rng = random.Random(f"{seed}:pubmedqa")
+    test_conditions = set(rng.sample(range(len(CONDITIONS)), PUBMEDQA_TEST_CONDITIONS))
+    test, nontest = [], []
+    for i, c in enumerate(CONDITIONS):
+        if i in test_conditions:
+            test += render_pqal([c], CONDITIONS, 1, rng)
+        else:
+            nontest += render_pqal([c], CONDITIONS, PUBMEDQA_TRAIN_ROUNDS, rng)
+    items = test + nontest
+    pmids = [str(p) for p in rng.sample(range(10_000_000, 40_000_000), len(items))]
+    is_test = {pmid: i < len(test) for i, pmid in enumerate(pmids)}
+    order = list(zip(pmids, items))
+    rng.shuffle(order)  # the folds interleave in the file, as in the real one
+    _write_json(os.path.join(directory, "ori_pqal.json"), dict(order))
+    _write_json(os.path.join(directory, "test_ground_truth.json"),
+                {p: item["final_decision"] for p, item in order if is_test[p]})
+    _write_json(os.path.join(directory, "pqal_nontest.json"), {p: item for p, item in order if not is_test[p]})
 
 
 class KnowledgeBaseGenerator:
@@ -142,6 +152,12 @@ def write_unified(directory: str, generator: str) -> None:
 def _relative(passages: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Origins relative to the package, so a build is the same in every checkout."""
     return [(text, os.path.relpath(origin, ASSETS_DIR)) for text, origin in passages]
+
+
+def _write_json(path: str, data: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
 
 
 def _write_jsonl(path: str, records: list[dict]) -> None:
