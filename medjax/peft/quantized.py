@@ -1,12 +1,16 @@
 """Frozen, quantised Linear weights for QLoRA: NF4 with double quantisation, or int8.
 
-Layout per kernel [in, out] (stacked layers add a leading axis to every array), flattened row-major
-and cut into blocks of 64:
-  nf4:  codes uint8 [in*out/2] (two 4-bit codes per byte), absmax of each block stored as int8
+Layout per kernel [in, out] (stacked layers add a leading axis to every array), cut row-major into
+blocks of 64; the codes keep the kernel's rows ([in, out], or rows of one block, [in*out/64, 64], when
+out is not whole blocks):
+  nf4:  codes uint8 [rows, width/2] (two 4-bit codes per byte), absmax of each block stored as int8
         [in*out/64] relative to the tensor's mean absmax ("offset"), with one float32 scale per 256
         absmax values (QLoRA's double quantisation; bitsandbytes uses a dynamic 8-bit map for that
         second level, we use a symmetric linear one).
-  int8: codes int8 [in*out], float32 absmax per block [in*out/64].
+  int8: codes int8 [rows, width], float32 absmax per block [in*out/64].
+Codes stored flat ([in*out/2]) had to be reshaped to rows inside the scanned layer: on the TPU that is
+a copy between tiled layouts, and libtpu compiled it so that a llama2-7b QLoRA step for v5e took
+minutes per layer and over 24 GB of host memory (tests/test_qlora_memory.py).
 The variables are `QuantizedWeight`, not `nnx.Param`: no optimizer ever sees them.
 """
 from __future__ import annotations
@@ -26,6 +30,12 @@ SCALE_BLOCK = 256  # absmax values per second-level scale (double quantisation)
 
 class QuantizedWeight(nnx.Variable):
     """A frozen quantised array (codes or scales)."""
+
+
+def _rows(n_in: int, n_out: int) -> tuple[int, int]:
+    """(rows, width) of a kernel's codes: the kernel rows when they are whole blocks, else one block a row."""
+    width = n_out if n_out % BLOCK == 0 else BLOCK
+    return n_in * n_out // width, width
 
 
 def _blocks(w, what: str):
@@ -65,13 +75,13 @@ def quantise(w, fmt: str, what: str = "kernel") -> dict:
     blocks = _blocks(w, what)
     absmax = jnp.max(jnp.abs(blocks), axis=-1)
     normalised = blocks / jnp.where(absmax == 0, 1.0, absmax)[..., None]
-    flat = blocks.shape[:-2] + (-1,)
+    rows = blocks.shape[:-2] + _rows(w.shape[-2], w.shape[-1])
     if fmt == "nf4":
         codes, scale, offset = _double_quantise(absmax)
-        return {"codes": pack_nibbles(nf4_codes(normalised).reshape(flat)), "absmax_codes": codes,
+        return {"codes": pack_nibbles(nf4_codes(normalised).reshape(rows)), "absmax_codes": codes,
                 "absmax_scale": scale, "absmax_offset": offset}
     if fmt == "int8":
-        return {"codes": jnp.round(normalised * 127.0).astype(jnp.int8).reshape(flat), "absmax": absmax}
+        return {"codes": jnp.round(normalised * 127.0).astype(jnp.int8).reshape(rows), "absmax": absmax}
     raise ValueError(f"peft.quant={fmt!r}: expected one of {FORMATS}")
 
 
@@ -89,22 +99,26 @@ def dequantise(q: dict, fmt: str, shape_in_out: tuple[int, int]):
 
     Computed on the kernel's rows (on rows of one block when a row is not whole blocks), never on the
     flat [in*out] vector: the TPU pads an array's last axis to 128 lanes, and the flat form took 11 GiB
-    of temporaries to dequantise one llama2-7b MLP kernel (tests/test_qlora_memory.py)."""
-    lead, (n_in, n_out) = q["codes"].shape[:-1], shape_in_out
-    width = n_out if n_out % BLOCK == 0 else BLOCK
-    rows = lead + (n_in * n_out // width,)
+    of temporaries to dequantise one llama2-7b MLP kernel (tests/test_qlora_memory.py). The codes are
+    stored as those rows, so no reshape of them happens here."""
+    lead = q["codes"].shape[:-2]
+    n_rows, width = _rows(*shape_in_out)
+    rows = lead + (n_rows,)
+    if q["codes"].shape[-2] != n_rows:
+        raise ValueError(f"quantised codes of shape {q['codes'].shape} are not the rows of a {shape_in_out} kernel "
+                         f"({n_rows} rows of {width} weights)")
     if fmt == "nf4":
         absmax = _double_dequantise(q["absmax_codes"], q["absmax_scale"], q["absmax_offset"])
-        values = nf4_values(unpack_nibbles(q["codes"].reshape(rows + (width // 2,))))
+        values = nf4_values(unpack_nibbles(q["codes"]))
     else:
         absmax = q["absmax"]
-        values = q["codes"].reshape(rows + (width,)).astype(jnp.float32) / 127.0
+        values = q["codes"].astype(jnp.float32) / 127.0
     scales = jnp.repeat(absmax.reshape(rows + (width // BLOCK,)), BLOCK, axis=-1)
-    return (values * scales).reshape(lead + (n_in, n_out))
+    return (values * scales).reshape(lead + tuple(shape_in_out))
 
 
 # logical axes of each array (without the stacked `layers` axis)
-_AXES = {"codes": ("quant_blocks",), "absmax_codes": ("quant_blocks",), "absmax_scale": (None,),
+_AXES = {"codes": ("quant_blocks", None), "absmax_codes": ("quant_blocks",), "absmax_scale": (None,),
          "absmax_offset": (), "absmax": ("quant_blocks",)}
 
 
@@ -127,7 +141,7 @@ class QuantizedLinear(nnx.Module):
 
     @property
     def kernel_shape(self) -> tuple:
-        return tuple(self.codes.shape[:-1]) + (self.in_features, self.out_features)
+        return tuple(self.codes.shape[:-2]) + (self.in_features, self.out_features)
 
     def dequantised_kernel(self):
         return dequantise(self._arrays(), self.fmt, (self.in_features, self.out_features))
