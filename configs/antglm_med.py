@@ -54,7 +54,7 @@ def get_config():
     c.ta.parent = "ift"
     c.ta.steps = 100  # under two passes over the 427 training questions (a tenth is held out for eval loss)
     c.ta.lr = 3e-3
-    c.train.seq_len = 192  # the longest instruction record, 174 tokens; a task prompt is at most 164
+    # train.seq_len: cp_ift.py's 200 (its longest instruction record); a task prompt is at most 164 tokens
     c.train.eval_every = 30
     c.train.eval_batches = 4
     c.eval.tasks = "pubmedqa"

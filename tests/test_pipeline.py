@@ -44,7 +44,7 @@ def test_cp_then_ift_short_run_prints_the_summary_table(short_default):
 
 
 def test_embedded_default_learns_in_a_few_steps(short_default):
-    """The fast variant of test_embedded_default_learns: 20 + 20 steps instead of 150 + 100."""
+    """The fast variant of test_embedded_default_learns: 20 + 20 steps instead of 450 + 200."""
     stages = short_default[2]
     assert stages["cp"]["last_eval_loss"] < 0.85 * stages["cp"]["first_eval_loss"], stages["cp"]
     assert stages["ift"]["last_eval_loss"] < 0.97 * stages["ift"]["first_eval_loss"], stages["ift"]

@@ -5,6 +5,11 @@ case vignette) and multiple-choice questions (diagnosis, treatment, test); a sha
 also gets a two-turn dialogue, and a share of all records opens with a system turn, so templates
 that handle system prompts are exercised.
 
+Multiple-choice questions come in two sorts: knowledge questions (fresh distractors for each, the
+diagnosis ones among conditions of the same body system as in the benchmark) and reading questions
+whose stem states the answer, a cheap lesson in finding the option asked for and answering with its
+letter. Within a condition and kind every letter is right equally often.
+
 The multiple-choice questions are written in the benchmark evaluation's own prompt shape (its
 header, "Question: ", lettered options) and answered the way it scores them ("Answer: B"), so
 instruction tuning teaches the task format the end-of-stage benchmark asks in; their stems are worded
@@ -28,7 +33,8 @@ SYSTEM_PROMPTS = (
 )
 MULTI_TURN_SHARE = 0.3
 SYSTEM_TURN_SHARE = 0.15
-MC_PER_KIND = 2  # multiple-choice questions per condition and kind (diagnosis, treatment, test)
+MC_PER_KIND = 4  # knowledge multiple-choice questions per condition and kind (diagnosis, treatment, test)
+READING_PER_KIND = 2  # reading multiple-choice questions (the stem states the answer) per condition and kind
 LETTERS = "ABCD"
 
 
@@ -83,44 +89,89 @@ def vignette_qa(c: Condition, rng: random.Random) -> tuple[str, str]:
 
 
 def multiple_choice_qas(c: Condition, conditions, rng: random.Random) -> list[tuple[str, str]]:
-    """MC_PER_KIND questions of each kind: the diagnosis of a vignette among conditions of the same
-    body system (as the benchmark asks it), and the treatment and key test (none for a clinical
-    diagnosis) among options from the same system or, for half of them, from others."""
+    """MC_PER_KIND knowledge and READING_PER_KIND reading questions of each kind (diagnosis, treatment,
+    key test: none for a clinical diagnosis). Within a condition and kind the right letter takes
+    every position equally often, so no letter is a better guess than another."""
+    kinds = ["name", "treatment"] + ([] if c.is_clinical_diagnosis else ["test"])
     qas = []
-    for _ in range(MC_PER_KIND):
-        qas.append(_diagnosis_mc(c, conditions, rng))
-        for field in ("treatment", "test")[:1 if c.is_clinical_diagnosis else 2]:
-            qas.append(_fact_mc(c, conditions, field, rng))
+    for kind in kinds:
+        for i, position in enumerate(_positions(MC_PER_KIND, rng)):
+            qas.append(_knowledge_mc(c, conditions, kind, i, position, rng))
+        for position in _positions(READING_PER_KIND, rng):
+            qas.append(_reading_mc(c, conditions, kind, position, rng))
     return qas
 
 
-def _diagnosis_mc(c: Condition, conditions, rng: random.Random) -> tuple[str, str]:
+def _positions(n: int, rng: random.Random) -> list[int]:
+    """n right-answer positions, each letter n / 4 times (the remainder drawn at random)."""
+    positions = list(range(len(LETTERS))) * (n // len(LETTERS))
+    positions += rng.sample(range(len(LETTERS)), n % len(LETTERS))
+    rng.shuffle(positions)
+    return positions
+
+
+def _knowledge_mc(c: Condition, conditions, kind: str, i: int, position: int,
+                  rng: random.Random) -> tuple[str, str]:
+    """A question only the knowledge answers. Diagnosis options come from the same body system, as
+    the benchmark's do; treatment and test options alternate between the same system and others."""
     patient = draw_patient(c, rng)
     findings = join_phrases(shuffled_symptoms(c, rng))
-    stem = rng.choice([f"{capitalize(patient.description)} has {findings}. Which condition is most likely?",
-                       f"A doctor sees {patient.description} with {findings}. What is the diagnosis?"])
-    wrong = pick_distractors(c, conditions, "name", 3, rng, same_system=True, sex=patient.sex)
-    return _lettered(stem, c.name, [w.name for w in wrong], rng)
-
-
-def _fact_mc(c: Condition, conditions, field: str, rng: random.Random) -> tuple[str, str]:
-    if field == "test":
-        stem = rng.choice([f"Which of the following is the key test for {c.name}?",
-                           f"Which investigation confirms {c.name}?"])
+    p, cp = patient.description, capitalize(patient.description)
+    if kind == "name":
+        stem = rng.choice([f"{cp} has {findings}. Which condition is most likely?",
+                           f"A doctor sees {p} with {findings}. What is the diagnosis?",
+                           f"{cp} reports {findings}. Which of these conditions fits best?",
+                           f"{cp} is seen with {findings}. Which diagnosis explains this?",
+                           f"Findings in {p}: {findings}. Which condition do they point to?"])
+        wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=True, sex=patient.sex)
     else:
-        stem = rng.choice([f"Which of the following is the first-line treatment for {c.name}?",
-                           f"A patient has {c.name}. Which treatment is usually started first?"])
-    wrong = pick_distractors(c, conditions, field, 3, rng, same_system=rng.random() < 0.5)
-    return _lettered(stem, getattr(c, field), [getattr(w, field) for w in wrong], rng)
+        stem = rng.choice(_FACT_STEMS[kind]).format(name=c.name, p=p, P=cp)
+        wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=i % 2 == 0)
+    return _lettered(stem, getattr(c, kind), [getattr(w, kind) for w in wrong], position)
 
 
-def _lettered(stem: str, right: str, wrong: list[str], rng: random.Random) -> tuple[str, str]:
-    """(the evaluation's prompt for a single-answer question, "Answer: <letter>")."""
-    options = [right, *wrong]
-    rng.shuffle(options)
+_FACT_STEMS = {
+    "treatment": ("Which of the following is the first-line treatment for {name}?",
+                  "A patient has {name}. Which treatment is usually started first?",
+                  "{P} has been diagnosed with {name}. What is the usual first treatment?",
+                  "How is {name} usually treated first?",
+                  "What should be started first for {p} with {name}?"),
+    "test": ("Which of the following is the key test for {name}?",
+             "Which investigation confirms {name}?",
+             "{P} may have {name}. Which test would confirm it?",
+             "How is a diagnosis of {name} confirmed?",
+             "Which finding confirms a suspected diagnosis of {name}?"),
+}
+
+
+def _reading_mc(c: Condition, conditions, kind: str, position: int, rng: random.Random
+                ) -> tuple[str, str]:
+    """The stem states the answer, spelled as its option is (capitalised): the cheap lesson of
+    finding the option that says what is asked for and answering with its letter (distractors from
+    other body systems)."""
+    fact = capitalize(getattr(c, kind))
+    if kind == "name":
+        patient = draw_patient(c, rng)
+        stem = rng.choice([f"Which option names {fact}?",
+                           f"{fact} is the diagnosis of {patient.description}. Which option is it?",
+                           f"{capitalize(patient.description)} has {fact}. Which option names the condition?"])
+        wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=False, sex=patient.sex)
+    else:
+        what = "the first-line treatment" if kind == "treatment" else "the key test"
+        stem = rng.choice([f"{fact} is {what} for {c.name}. Which option is {what} for {c.name}?",
+                           f"Which option reads: {fact}?"])
+        wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=False)
+    return _lettered(stem, getattr(c, kind), [getattr(w, kind) for w in wrong], position)
+
+
+def _lettered(stem: str, right: str, wrong: list[str], position: int) -> tuple[str, str]:
+    """(the evaluation's prompt for a single-answer question, "Answer: <letter>"), the right
+    answer at `position`."""
+    options = [*wrong]
+    options.insert(position, right)
     listed = "\n".join(f"{letter}. {capitalize(text)}" for letter, text in zip(LETTERS, options))
     prompt = f"{EN.mc_header}\n\n{EN.question}{stem}\n{listed}"
-    return prompt, f"{EN.cue}{EN.label_sep}{LETTERS[options.index(right)]}"
+    return prompt, f"{EN.cue}{EN.label_sep}{LETTERS[position]}"
 
 
 def _follow_up(c: Condition, rng: random.Random) -> tuple[str, str]:
