@@ -13,8 +13,8 @@ the paper does, to PubMedQA: the embedded one (medjax/assets/recipes/pubmedqa/, 
 abstracts report how a treatment did for a condition in varied wordings; ta trains on the non-test fold
 and every stage is asked the test fold (72 questions about 24 conditions no ta record asks about).
 The IFT data never shows that format, so cp and ift stay at chance and ta learns to read the abstracts.
-Measured 2026-12-01 (2 shared CPU cores, the whole run 3m37s), test-fold accuracy, loglik / VoC:
-cp 0.333 / 0.236, ift 0.333 / 0.319, ta 0.931 / 0.250; chance and majority 0.333. VoC does not follow
+Measured 2026-12-01 (2 CPU cores, one busy with another job: the whole run 200 s), test-fold accuracy,
+loglik / VoC: cp 0.333 / 0.389, ift 0.333 / 0.278, ta 0.972 / 0.264; chance and majority 0.333. VoC does not follow
 ta's gain: the adapted model answers the abstract's question at every cue, so its arguments are a bare
 "no" or "yes" and its verdict on each proposed answer is the same one, whatever the answer proposed.
 For real (PubMedQA as the adapted task):
