@@ -12,13 +12,15 @@ a shared machine. Configurations alternate within each round so they share the m
 best round of each is printed, and the logged losses of every run are checked against the synchronous
 loop's (prefetch 0, no delay); any difference is printed with its first step and size.
 
-Last measured (2026-12-01, 2-core AMD EPYC shared with ~8 engineers' tests, load average 15-65):
-the loop waited 13.7-18.6 ms a step for its batch at prefetch 0 and 66.9-90.1 ms with the reader slowed
-by 50 ms; at prefetch 2, 0.0-0.2 ms in every run, slowed or not (two runs, --steps=40 and --steps=30).
-Steps/s on that machine were noise (0.45-1.41 within one run, no order between the configurations), so
-the waits are the figure to read. Losses: identical to the synchronous run's in 8 of 8 runs at
---steps=30; at --steps=40 the two 50 ms runs of round 2, synchronous one included, differed from it:
-XLA:CPU with 2+ threads is not bit-reproducible from run to run (jax-ml/jax#39741), prefetch or not.
+Last measured (2026-12-01 22:37 UTC, 2-core AMD EPYC, nearly quiet: load average 1.5-3, --steps=40
+--rounds=2): best round, steps/s (ms a step the loop waited for its batch):
+  reader delay   prefetch 0      prefetch 2
+  0 ms           4.18 (6.2)      4.44 (0.2)
+  50 ms          4.35 (57.3)     4.59 (0.1)
+With prefetch 2 the reader slowed by 50 ms a batch runs at 1.03x the steps/s of the plain reader: the
+wait is hidden. Losses equal the synchronous run's in 8 of 8 runs. (Even prefetch 0 barely slows: jax
+dispatches a step and returns, so the reader's sleep overlaps the step already queued on the device.)
+On the loaded machine earlier that day (load 15-65) steps/s were noise; the waits were as above.
 """
 from __future__ import annotations
 

@@ -15,11 +15,12 @@ The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLO
   PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
       [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer]
 
-Last measured (2026-12-01, 2-core AMD EPYC shared with ~8 engineers' tests, load average 12-18,
---rounds=2 --steps=2; each XLA step ~45-65 s, ~10x a quiet machine's): per round torch 85 / 77 tok/s,
-trainer 61 / 91, step alone 100 / 95; ratios vs torch (median of the rounds) trainer 0.96 (0.72, 1.18),
-step alone 1.21 (1.18, 1.23); matmul peak 29 / 56 GFLOP/s (442 when quiet), so the MFU column (step
-64%, trainer 59%, torch 54% of 56 GFLOP/s) only compares the programs with each other that day.
+Last measured (2026-12-01 21:00 UTC, 2-core AMD EPYC, quiet: load average under 2, --rounds=3 --steps=3):
+torch 451 tok/s (median; best 497), trainer 356 (0.75x), step alone 356 (0.76x); XLA fp32 matmul peak
+178-210 GFLOP/s that day (torch's own 2048^3 matmul: 176), so the step ran at 64% of it and torch at 85%:
+torch loses less outside its matmuls. Earlier that day, on the same machine shared by ~8 engineers
+(load 12-18, each step 10x slower), the ratios were trainer 0.96, step 1.21: the ranking depends on the
+load, the quiet figure is the one to compare.
 Where the step's time goes (jax.profiler, one step, same machine): the LM head (vocab 32000, one pass)
 24% of the op time for 27% of the FLOPs; the layers' matmuls 33% for 42%; attention 21% for 7%
 (full T x T scores, the upper half masked; dP = dO V^T fused with the softmax backward's row sum in
