@@ -21,11 +21,13 @@ import random
 
 from medjax.assets.distractors import pick_distractors
 from medjax.assets.knowledge import BODY_SYSTEMS, Condition
+from medjax.assets.medqa_questions import LETTERS
 from medjax.assets.patients import draw_patient
 from medjax.assets.phrasing import (capitalize, definition_sentence, join_phrases,
                                     shuffled_symptoms, symptoms_sentence, system_sentence,
                                     test_sentence, treatment_sentence)
-from medjax.eval.prompts import EN
+from medjax.eval.prompts import EN, body, header
+from medjax.eval.question import Question
 
 SYSTEM_PROMPTS = (
     "You are a careful medical assistant. Answer briefly and accurately.",
@@ -35,7 +37,6 @@ MULTI_TURN_SHARE = 0.3
 SYSTEM_TURN_SHARE = 0.15
 MC_PER_KIND = 4  # knowledge multiple-choice questions per condition and kind (diagnosis, treatment, test)
 READING_PER_KIND = 2  # reading multiple-choice questions (the stem states the answer) per condition and kind
-LETTERS = "ABCD"
 
 
 def render_sft(conditions, rng: random.Random) -> list[dict]:
@@ -165,13 +166,15 @@ def _reading_mc(c: Condition, conditions, kind: str, position: int, rng: random.
 
 
 def _lettered(stem: str, right: str, wrong: list[str], position: int) -> tuple[str, str]:
-    """(the evaluation's prompt for a single-answer question, "Answer: <letter>"), the right
-    answer at `position`."""
+    """(the evaluation's zero-shot user text for a single-answer question, "Answer: <letter>"), the
+    right answer at `position`."""
     options = [*wrong]
     options.insert(position, right)
-    listed = "\n".join(f"{letter}. {capitalize(text)}" for letter, text in zip(LETTERS, options))
-    prompt = f"{EN.mc_header}\n\n{EN.question}{stem}\n{listed}"
-    return prompt, f"{EN.cue}{EN.label_sep}{LETTERS[position]}"
+    question = Question(task="medqa", id="", question=stem, language="en", source="",
+                        options={letter: capitalize(text) for letter, text in zip(LETTERS, options)},
+                        answer=frozenset(LETTERS[position]))
+    prompt = header(question, EN) + "\n\n" + body(question, EN)
+    return prompt.rstrip("\n"), f"{EN.cue}{EN.label_sep}{LETTERS[position]}"
 
 
 def _follow_up(c: Condition, rng: random.Random) -> tuple[str, str]:
