@@ -36,6 +36,14 @@ _GELU = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
          "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
 
 
+
+def layers_per_iteration(platform: str) -> int:
+    """Layers per iteration of the scanned layer loop on `platform`. Two on CPU: XLA:CPU then keeps fewer stacked
+    per-layer residuals and overlaps more (bench50m step ~8% faster than one, ~4% faster than a full
+    unroll). One elsewhere: the TPU compiler holds both layers' working sets at once and compiles the
+    bigger body twice as long (llama2-7b full, v5e:4x4: 6.87 -> 6.72 GiB temporaries, compile halved)."""
+    return 2 if platform == "cpu" else 1
+
 class TokenLayout(NamedTuple):
     """Where the T new tokens sit, as the position scheme and the mask read it."""
     position_BxT: jax.Array  # rope / ALiBi / sliding-window / learned-table position
@@ -248,9 +256,8 @@ class DecoderLM(nnx.Module):
 
         if cfg.remat != "none":
             body = jax.checkpoint(body, policy=_REMAT_POLICIES[cfg.remat], prevent_cse=False)
-        # two layers per loop iteration: XLA:CPU then keeps fewer stacked per-layer residuals and
-        # overlaps more (bench50m step ~8% faster than unroll=1, ~4% faster than a full unroll)
-        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs), unroll=2)
+        unroll = layers_per_iteration(attention_kernels.target_platform())
+        x_BxTxD, new_kv = jax.lax.scan(body, x_BxTxD, (layer_state, kv_xs), unroll=unroll)
 
         logits = output_head(self, self.final_norm(x_BxTxD))  # hidden states under head.hidden_states_only
         if cache is None:
