@@ -169,3 +169,27 @@ def test_logits_dot_gradients_stay_in_the_compute_dtype(kernel_is_VxD):
     for a, b in zip(jax.grad(ours, (0, 1))(xb, kb), jax.grad(autodiff, (0, 1))(x, kernel)):
         assert a.dtype == jnp.bfloat16
         np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b), atol=0.1, rtol=0.02)
+
+
+def test_chunks_count_each_devices_tokens_not_the_global_batchs():
+    """Each chunk all-gathers the head and reduces its gradient over the mesh: with 8 rows split 4 ways a
+    chunk of 10 tokens is 5 positions of a device's 2 rows (3 chunks over T = 12), not 1 position of all 8
+    (12 chunks, 4x the collectives)."""
+    from jax.sharding import AbstractMesh
+
+    from medjax.parallel.rules import MESH_AXES, activation_sharding
+    from medjax.train.chunked_loss import chunked_nll, local_rows
+
+    model = _chatglm6b()
+    hidden = jnp.zeros((8, 12, model.config.hidden_size))
+    targets = jnp.zeros((8, 12), jnp.int32)
+
+    def scan_lengths():
+        jaxpr = jax.make_jaxpr(lambda h: chunked_nll(model, h, targets, CHUNK))(hidden)
+        return [e.params["length"] for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
+
+    mesh = AbstractMesh((1, 4, 1), MESH_AXES)
+    assert local_rows(8, mesh) == 2 and local_rows(6, mesh) == 6  # 6 rows do not split 4 ways: replicated
+    with activation_sharding(mesh):
+        assert scan_lengths() == [3]
+    assert scan_lengths() == [12]  # no mesh: one device holds all 8 rows

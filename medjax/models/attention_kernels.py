@@ -25,7 +25,7 @@ from jax.experimental.pallas.ops.tpu import splash_attention as splash
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash_kernel_lib
 from jax.sharding import PartitionSpec
 
-from medjax.parallel.rules import RULES, active_mesh, constrain
+from medjax.parallel.rules import RULES, active_mesh, constrain, mesh_shards
 
 _SPLASH_BLOCKS = (512, 256, 128)  # the kernel's tiles are multiples of 128 lanes; larger is faster on TPU
 _PAD_SEGMENT = np.iinfo(np.int32).min  # slots splash_attention appends: a segment no data row uses
@@ -190,9 +190,7 @@ def _mesh_axes(mesh, logical: str, size: int):
     """The mesh axes the logical axis maps to (parallel/rules.py), or None when they do not divide
     `size` (that dimension is then replicated inside the kernel's shard_map)."""
     axes = RULES[logical]
-    names = (axes,) if isinstance(axes, str) else tuple(axes or ())
-    shards = int(np.prod([mesh.shape[a] for a in names]))
-    return axes if names and size % shards == 0 else None
+    return axes if axes and size % mesh_shards(logical, mesh) == 0 else None
 
 
 def splash_attention(q_BxTxHxE, k_BxTxKxE, v_BxTxKxE, segment_BxT, window: int | None = None, prefix_BxT=None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import math
 
 import jax
 from jax.sharding import NamedSharding, PartitionSpec
@@ -77,6 +78,16 @@ def with_activation_sharding(fn, mesh):
 def active_mesh():
     """The mesh of the enclosing activation_sharding, or None (kernels that need a shard_map read it)."""
     return _active_mesh.get()
+
+
+def mesh_shards(logical: str, mesh=None) -> int:
+    """How many ways `mesh` (default: the active one; none = 1) splits the logical axis."""
+    mesh = _active_mesh.get() if mesh is None else mesh
+    if mesh is None:
+        return 1
+    axes = RULES[logical]
+    names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+    return math.prod(mesh.shape[a] for a in names)
 
 
 def constrain(x, axes):

@@ -2,9 +2,13 @@
 
 With GLM-4's 151k or LLaMA-3's 128k vocabulary the [B, T, V] fp32 logits (and their gradient) are the
 largest temporaries of a training step. `token_nll` runs the model up to its final norm
-(models/head.py), then maps over chunks of about `chunk` tokens (every row, a slice of positions):
-head matmul, log-sum-exp and target logit per chunk under `jax.checkpoint`, so the backward recomputes
-each chunk's logits instead of keeping them, and only [chunk, V] exists at a time. Any head works (tied table, lm_head, LoRA'd or quantised):
+(models/head.py), then maps over chunks of about `chunk` tokens per device (every row, a slice of
+positions): head matmul, log-sum-exp and target logit per chunk under `jax.checkpoint`, so the backward
+recomputes each chunk's logits instead of keeping them, and only [chunk, V] exists at a time on a device.
+The chunk counts a device's tokens, not the global batch's: a global count made the chunks as many
+times smaller as the batch has shards (llama2-7b on v5e:4x4, loss_chunk 1024: 64 chunks of 64 tokens
+a device instead of 4 of 1024), each one more head matmul too small to fill the chip and one more
+accumulation of the head's gradient. Any head works (tied table, lm_head, LoRA'd or quantised):
 the head module is split once and merged inside the loop.
 """
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 from flax import nnx
 
 from medjax.models.head import apply_head, head_module, hidden_states_only
+from medjax.parallel.rules import mesh_shards
 from medjax.peft.lora import dropout_rng
 
 # Vocabularies up to this size keep the one-pass head over the whole batch (fastest on CPU, and their
@@ -54,8 +59,8 @@ token_cross_entropy.defvjp(_cross_entropy_fwd, _cross_entropy_bwd)
 
 
 def resolve_chunk(chunk: int | None, vocab_size: int, num_tokens: int) -> int:
-    """Tokens per head chunk (all `num_tokens` = one pass): `chunk` when given (0 = no chunking), else
-    the vocabulary rule above."""
+    """Tokens per head chunk out of a device's `num_tokens` (all of them = one pass): `chunk` when given
+    (0 = no chunking), else the vocabulary rule above."""
     if chunk is None:
         chunk = DEFAULT_CHUNK if vocab_size > CHUNK_ABOVE_VOCAB else 0
     if chunk < 0:
@@ -70,8 +75,9 @@ def token_nll(model, batch, rng=None, chunk: int | None = None):
     """
     tokens_BxT = batch["tokens"]
     b, t = tokens_BxT.shape
-    chunk = resolve_chunk(chunk, model.config.vocab_size, b * t)
-    if chunk == b * t:  # one pass: the model's own head
+    rows = local_rows(b)
+    chunk = resolve_chunk(chunk, model.config.vocab_size, rows * t)
+    if chunk == rows * t:  # one pass: the model's own head
         with dropout_rng(rng):
             logits_BxTxV = model(tokens_BxT, batch["positions"], batch["segment_ids"])
         return token_cross_entropy(logits_BxTxV, batch["targets"])
@@ -80,12 +86,19 @@ def token_nll(model, batch, rng=None, chunk: int | None = None):
     return chunked_nll(model, hidden_BxTxD, batch["targets"], chunk, rng)
 
 
+def local_rows(batch_rows: int, mesh=None) -> int:
+    """Rows of the batch each device holds under `mesh` (default: the active one), all of them when
+    the batch axes do not divide it (the batch is then replicated)."""
+    shards = mesh_shards("batch", mesh)
+    return batch_rows // shards if batch_rows % shards == 0 else batch_rows
+
+
 def chunked_nll(model, hidden_BxTxD, targets_BxT, chunk: int, rng=None):
-    """token_cross_entropy(head(hidden), targets), about `chunk` tokens at a time (see the module
-    docstring). Chunks cut along T and keep whole rows on the batch axis, so a data-parallel batch
-    stays sharded as it is; the last chunk is padded with zero rows whose losses are dropped."""
+    """token_cross_entropy(head(hidden), targets), about `chunk` tokens per device at a time (see the
+    module docstring). Chunks cut along T and keep whole rows on the batch axis, so a data-parallel
+    batch stays sharded as it is; the last chunk is padded with zero rows whose losses are dropped."""
     b, t, d = hidden_BxTxD.shape
-    width = max(1, chunk // b)  # positions per chunk
+    width = max(1, chunk // local_rows(b))  # positions per chunk
     n = -(-t // width)
     pad = n * width - t
     hidden_NxBxCxD = jnp.pad(hidden_BxTxD, ((0, 0), (0, pad), (0, 0))).reshape(b, n, width, d).swapaxes(0, 1)

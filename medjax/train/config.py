@@ -42,7 +42,7 @@ def train_section() -> ml_collections.ConfigDict:
     t.steps = 100
     t.batch_size = 8  # sequences per optimizer step (all micro-batches together)
     t.grad_accum = 1  # micro-batches per step
-    # tokens per LM-head chunk (train/chunked_loss.py): None = 1024 above a 64k vocabulary, else all; 0 = all
+    # tokens per device per LM-head chunk (train/chunked_loss.py): None = 1024 above a 64k vocabulary, else all; 0 = all
     t.loss_chunk = config_dict.placeholder(int)
     t.seq_len = 256
     t.lr = 3e-4

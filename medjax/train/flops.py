@@ -52,9 +52,10 @@ class StepFlops:
 
 def step_flops(cfg: ModelConfig, batch_size: int, seq_len: int, *, full: bool, adapter_weights: int = 0,
                prompt_tokens: int = 0, reference_forward: bool = False, grad_accum: int = 1,
-               loss_chunk: int | None = None) -> StepFlops:
+               loss_chunk: int | None = None, batch_shards: int = 1) -> StepFlops:
     """FLOPs of one step over `batch_size` rows of `seq_len` tokens. full: every weight trains; else the
-    backbone is frozen and `adapter_weights` (LoRA A + B parameters) train."""
+    backbone is frozen and `adapter_weights` (LoRA A + B parameters) train. `batch_shards`: the devices
+    the rows are split over (loss_chunk counts one device's tokens)."""
     length = seq_len + prompt_tokens
     tokens = batch_size * length
     n = matmul_weights(cfg)
@@ -64,7 +65,7 @@ def step_flops(cfg: ModelConfig, batch_size: int, seq_len: int, *, full: bool, a
         per_token += 2 * n + attn_fwd
     layers_fwd = 2 * cfg.num_layers * layer_matmul_weights(cfg) + attn_fwd
     recompute = {"full": layers_fwd, "dots_no_batch": attn_fwd}.get(cfg.remat, 0)  # "dots" keeps every matmul
-    micro_tokens = tokens // grad_accum
-    if resolve_chunk(loss_chunk, cfg.vocab_size, micro_tokens) < micro_tokens:  # head under jax.checkpoint
+    device_tokens = tokens // grad_accum // batch_shards
+    if resolve_chunk(loss_chunk, cfg.vocab_size, device_tokens) < device_tokens:  # head under jax.checkpoint
         recompute += 2 * cfg.vocab_size * cfg.hidden_size
     return StepFlops(model=float(per_token * tokens), recompute=float(recompute * tokens), tokens=tokens)

@@ -2,7 +2,7 @@
 
 `weight` is how much the micro-batch counts when micro-batches are combined (labelled tokens for
 language modelling, pairs for preference losses), so gradient accumulation gives the same loss as
-one big batch. `loss_chunk` (train.loss_chunk) is how many tokens the LM head handles at a time
+one big batch. `loss_chunk` (train.loss_chunk) is how many of a device's tokens the LM head handles at a time
 (train/chunked_loss.py: None picks by vocabulary size, 0 means all at once).
 """
 from __future__ import annotations

@@ -34,6 +34,7 @@ from medjax.peft.config import PeftSettings
 from medjax.peft.lora import LoRAParam
 from medjax.peft.prompt_tuning import is_prompt_tuned
 from medjax.specs import parse_spec, resolve_hf_path
+from medjax.train.chunked_loss import local_rows
 from medjax.train.config import stage_names, validate
 from medjax.train.flops import matmul_weights, step_flops
 from medjax.train.model_init import default_tokenizer_path
@@ -249,10 +250,11 @@ def plan(c, name: str | None, topology: Topology) -> dict:
               "aliased": ma.alias_size_in_bytes, "temp": ma.temp_size_in_bytes}
     per_device.update(temp=memory["temp"], compiler=memory,
                       total=memory["arguments"] + memory["outputs"] - memory["aliased"] + memory["temp"])
+    rows = t.batch_size // t.grad_accum
     flops = step_flops(cfg, t.batch_size, t.seq_len, full=spec.peft.method == "none",
                        adapter_weights=spec.adapter_weights, prompt_tokens=spec.prompt_tokens,
                        reference_forward=spec.reference_forward, grad_accum=t.grad_accum,
-                       loss_chunk=t.get("loss_chunk"))
+                       loss_chunk=t.get("loss_chunk"), batch_shards=rows // local_rows(rows, spec.mesh))
     fits = per_device["total"] <= hbm
     report.update(fits=fits, per_device=per_device, margin_bytes=hbm - per_device["total"],
                   model_flops_per_step=flops.model, recompute_flops_per_step=flops.recompute,
