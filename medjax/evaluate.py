@@ -10,7 +10,8 @@ from medjax.cli_logging import quiet_by_default
 _MODEL = flags.DEFINE_string("model", None, "model SPEC: hf:DIR or ckpt:DIR", required=True)
 _TASKS = flags.DEFINE_string("tasks", None, "comma-separated tasks, e.g. medqa,medmcqa,pubmedqa", required=True)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "folder with one sub-folder per benchmark", required=True)
-_METHOD = flags.DEFINE_enum("method", "loglik", ["loglik", "generate", "cot", "voc"], "scoring method")
+_METHOD = flags.DEFINE_enum("method", "loglik", ["loglik", "cloze", "generate", "cot", "voc"],
+                            "scoring method")
 _SHOTS = flags.DEFINE_integer("shots", 0, "few-shot examples from the dev split")
 _LIMIT = flags.DEFINE_integer("limit", None, "evaluate only the first N questions of each task")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "rows per model call")

@@ -7,6 +7,7 @@ import time
 from typing import Callable, Sequence
 
 from medjax.eval.fewshot import select_shots
+from medjax.eval.methods.cloze import run_cloze
 from medjax.eval.methods.cot import run_cot
 from medjax.eval.methods.generate import run_generate
 from medjax.eval.methods.loglik import run_loglik
@@ -17,7 +18,7 @@ from medjax.eval.prompts import chat_renderer
 from medjax.eval.report import file_sha256, format_table, write_report
 from medjax.eval.tasks import TaskSpec, get_task, load_split
 
-METHODS = {"loglik": run_loglik, "generate": run_generate, "cot": run_cot, "voc": run_voc}
+METHODS = {"loglik": run_loglik, "cloze": run_cloze, "generate": run_generate, "cot": run_cot, "voc": run_voc}
 
 
 def evaluate(lm, tasks: str | Sequence[str], data_dir: str, method: str = "loglik", shots: int = 0,

@@ -17,28 +17,36 @@ def loglik_items(lm, questions: Sequence[Question], shots: Sequence[Sequence[Que
                  options: EvalOptions) -> list[tuple[Question, str, list, list, str | None]]:
     """Per question: (question, prompt, [(labels, continuation)], [(context ids, continuation ids)],
     why it cannot be scored or None). A skipped question keeps no requests."""
-    max_length = getattr(getattr(lm, "config", None), "max_position_embeddings", None) or 1 << 62
     items = []
     for q, q_shots in zip(questions, shots):
         style = style_for(q, options.prompt_style)
         prompt = build_prompt(q, q_shots, style, options.chat)
         conts = [(frozenset(), style.label_sep + q.reference)] if q.open_ended else continuations(q, style)
-        requests = [tokenize_pair(lm.tokenizer, prompt, text) for _, text in conts]
-        longest = max(len(continuation) for _, continuation in requests)
-        if longest >= max_length:
-            items.append((q, prompt, conts, [], f"its {'reference answer' if q.open_ended else 'longest option'} "
-                          f"of {longest} tokens leaves no room for the prompt in the model's {max_length} positions"))
-            continue
-        items.append((q, prompt, conts, requests, None))
+        items.append(loglik_item(lm, q, prompt, conts))
     return items
+
+
+def loglik_item(lm, q: Question, prompt: str, conts: list) -> tuple[Question, str, list, list, str | None]:
+    """One question's item (see loglik_items): its requests, or why they do not fit the model."""
+    max_length = getattr(getattr(lm, "config", None), "max_position_embeddings", None) or 1 << 62
+    requests = [tokenize_pair(lm.tokenizer, prompt, text) for _, text in conts]
+    longest = max(len(continuation) for _, continuation in requests)
+    if longest >= max_length:
+        return (q, prompt, conts, [], f"its {'reference answer' if q.open_ended else 'longest option'} "
+                f"of {longest} tokens leaves no room for the prompt in the model's {max_length} positions")
+    return q, prompt, conts, requests, None
 
 
 def run_loglik(lm, questions: Sequence[Question], shots: Sequence[Sequence[Question]],
                options: EvalOptions) -> list[dict]:
-    items = loglik_items(lm, questions, shots, options)
+    return score_items(lm, loglik_items(lm, questions, shots, options), options, "loglik")
+
+
+def score_items(lm, items, options: EvalOptions, method: str) -> list[dict]:
+    """Scores every item's continuations in shared batches; the prediction record per question."""
     requests = [r for *_, item_requests, _ in items for r in item_requests]
     scored = iter(score_requests(
-        lm, requests, options.batch_size, on_batch=progress_counter(options.progress, "loglik batches")))
+        lm, requests, options.batch_size, on_batch=progress_counter(options.progress, f"{method} batches")))
     predictions = []
     for q, prompt, conts, _, skipped in items:
         if skipped:
