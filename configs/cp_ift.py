@@ -11,6 +11,14 @@ another run), and IFT picks the right letter at chance (0.23-0.29) even on multi
 trained on and on reading questions whose stem states the answer. Neither 300 IFT steps at lr 1e-3 or
 3e-3, multiple-choice records only, loss on the prompt too, nor quizzes in the CP corpus moved the
 letter's loss off ln 4.
+Measured 2026-12-02 (IFT alone from this CP): the bottleneck is matching an option's content, not the
+letter. Lettered drills whose stem quotes the option to pick (single-token options too; up to 650 steps,
+lr up to 1e-2, from CP or from scratch, label and answer made one token by the tokenizer) stay at ln 4,
+while a stem naming the letter, or one fixed word marking the right option, is learnt in 50 steps.
+The cloze method (the question without its options, each option's text scored after "Answer:";
+eval.method=cloze) does not show the facts either: CP 0.35, IFT 0.22 (acc_norm 0.32), since the
+options' capitalised first words rarely follow a colon in the corpus and IFT follows "Answer:" with a
+letter (with the first letter lowercased it picks 0.42-0.43).
 """
 from medjax.assets import default_paths
 from medjax.data.config import data_config
