@@ -218,3 +218,34 @@ def test_splash_compiles_for_a_tpu_slice():
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     assert r["chip"] == "v5e" and r["devices"] == 4 and r["fits"]
+
+
+@pytest.mark.parametrize("blocks", [3, 8])
+def test_causal_query_blocks_equal_the_dense_xla_path(blocks):
+    """Row blocks against only their earlier keys give the dense path's output and q/k/v gradients
+    (fp32, 1e-5): packed documents with padding, GQA, a sliding window, ALiBi and a soft prompt's
+    SHARED_SEGMENT keys at the front; 3 blocks do not divide T = 128."""
+    from medjax.models.layers import SHARED_SEGMENT, alibi_slopes, causal_query_blocks_attention, key_distance
+
+    segments = _packed_segments(2, T).at[:, :4].set(SHARED_SEGMENT)
+    slots = jnp.arange(T)
+    positions = positions_from_segments(segments)
+    mask = attention_mask(segments, segments, slots, slots) & sliding_window_mask(positions, positions, 48)
+    alibi = (alibi_slopes(4), key_distance(positions, positions))
+    q, k, v = _qkv(T, 4, 2, 16, seed=3)
+    cotangent = jnp.asarray(np.random.default_rng(4).normal(size=q.shape), jnp.float32)
+    dense = jax.jit(lambda q, k, v: _out_and_grads(lambda *x: dot_product_attention(*x, mask, alibi), q, k, v,
+                                                   cotangent))(q, k, v)
+    blocked = jax.jit(lambda q, k, v: _out_and_grads(
+        lambda *x: causal_query_blocks_attention(*x, mask, alibi, blocks), q, k, v, cotangent))(q, k, v)
+    for a, b in zip(jax.tree.leaves(blocked), jax.tree.leaves(dense)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_xla_query_blocks_only_for_causal_calls_on_cpu():
+    llama_cfg = ModelConfig(family="llama", vocab_size=64, hidden_size=64, intermediate_size=128, num_layers=1,
+                            num_heads=4, num_kv_heads=2)
+    blocks = attention_kernels.xla_query_blocks
+    assert [blocks(llama_cfg, t, "cpu") for t in (64, 127, 128, 200, 512, 4096)] == [1, 1, 2, 3, 8, 8]
+    assert blocks(llama_cfg, 512, "gpu") == blocks(llama_cfg, 512, "tpu") == 1
+    assert blocks(GLM_CONFIGS["chatglm6b"](), 512, "cpu") == 1  # GLM v1: Part A keys are seen by earlier rows

@@ -27,6 +27,7 @@ from jax.sharding import PartitionSpec
 
 from medjax.parallel.rules import RULES, active_mesh, constrain, mesh_shards
 
+QUERY_BLOCK_ROWS = 64  # the xla kernel's smallest query block on CPU (xla_query_blocks)
 _SPLASH_BLOCKS = (512, 256, 128)  # the kernel's tiles are multiples of 128 lanes; larger is faster on TPU
 _PAD_SEGMENT = np.iinfo(np.int32).min  # slots splash_attention appends: a segment no data row uses
 _NO_KEY = _PAD_SEGMENT + 1  # the segment id of keys outside one of the prefix mask's two key sets
@@ -89,6 +90,18 @@ def choose(cfg, seq_len: int, shared_keys: bool, platform: str | None = None) ->
     if platform == "gpu" and cudnn_blocker(cfg, seq_len) is None:
         return "cudnn"
     return "xla"
+
+
+def xla_query_blocks(cfg, seq_len: int, platform: str | None = None) -> int:
+    """Query row blocks for the xla kernel of a causal no-cache call (layers.causal_query_blocks_attention).
+    XLA:CPU computes the dense scores of every key, the masked half too, and its attention backward is
+    slow on the [B, H, T, T] buffers: on the bench50m shapes (T 512, 8 heads of 64) eight blocks run the
+    attention's forward + backward 2.4x faster. Up to 8 blocks of at least QUERY_BLOCK_ROWS rows, on CPU
+    from 2 * QUERY_BLOCK_ROWS tokens; one block elsewhere (TPU and GPU run their own kernels) and for GLM
+    v1's prefix mask (Part A keys are seen by earlier rows)."""
+    if (platform or target_platform()) != "cpu" or cfg.mask != "causal":
+        return 1
+    return min(8, seq_len // QUERY_BLOCK_ROWS) if seq_len >= 2 * QUERY_BLOCK_ROWS else 1
 
 
 # -- splash --------------------------------------------------------------------------------------

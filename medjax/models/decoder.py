@@ -23,7 +23,8 @@ from medjax.models import attention_kernels
 from medjax.models.config import ModelConfig
 from medjax.models.head import output_head
 from medjax.models.layers import (Embed, LayerNorm, Linear, PositionTable, RMSNorm, alibi_slopes,
-                                  apply_rope_sections, attention_mask, dot_product_attention, fp16_rope_cos_sin,
+                                  apply_rope_sections, attention_mask, causal_query_blocks_attention,
+                                  dot_product_attention, fp16_rope_cos_sin,
                                   key_distance, rope_cos_sin, rope_inv_freq, sliding_window_mask)
 from medjax.parallel.rules import constrain
 
@@ -134,15 +135,20 @@ class Block(nnx.Module):
         return constrain(x_BxTxD, ("batch", "seq", "act_embed")), kv_cache
 
 
-def attention_function(cfg: ModelConfig, kernel: str, mask_Bx1xTxS, alibi, segment_ids_BxT, prefix_BxT):
+def attention_function(cfg: ModelConfig, kernel: str, mask_Bx1xTxS, alibi, segment_ids_BxT, prefix_BxT,
+                       query_blocks: int = 1):
     """attend(q, k, v) -> out of a call: `kernel` (attention_kernels.choose) over this call's mask. The
-    dense mask feeds xla and cudnn; splash reads the segment ids and Part A (its order is the slots)."""
+    dense mask feeds xla and cudnn; splash reads the segment ids and Part A (its order is the slots).
+    `query_blocks` > 1: a causal no-cache xla call in row blocks (attention_kernels.xla_query_blocks)."""
     if kernel == "splash":
         return functools.partial(attention_kernels.splash_attention, segment_BxT=segment_ids_BxT,
                                  window=cfg.sliding_window, prefix_BxT=prefix_BxT)
     if kernel == "cudnn":
         return functools.partial(attention_kernels.cudnn_attention, mask_Bx1xTxS=mask_Bx1xTxS,
                                  causal=cfg.mask == "causal")
+    if query_blocks > 1:
+        return functools.partial(causal_query_blocks_attention, mask_Bx1xTxT=mask_Bx1xTxS, alibi=alibi,
+                                 blocks=query_blocks)
     return functools.partial(dot_product_attention, mask_Bx1xTxS=mask_Bx1xTxS, alibi=alibi)
 
 
@@ -245,7 +251,8 @@ class DecoderLM(nnx.Module):
         alibi = (alibi_slopes(cfg.num_heads), key_distance(positions_BxT, kv_positions_BxS)) if cfg.alibi else None
         # the only caller passing SHARED_SEGMENT keys (prompt tuning's soft prompt) passes inputs_embeds
         kernel = "xla" if cache is not None else attention_kernels.choose(cfg, t, inputs_embeds_BxTxD is not None)
-        attend = attention_function(cfg, kernel, mask, alibi, segment_ids_BxT, prefix_BxT)
+        query_blocks = attention_kernels.xla_query_blocks(cfg, t) if cache is None and kernel == "xla" else 1
+        attend = attention_function(cfg, kernel, mask, alibi, segment_ids_BxT, prefix_BxT, query_blocks)
 
         graphdef, layer_state = nnx.split(self.layers)
 
