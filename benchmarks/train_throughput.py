@@ -15,20 +15,17 @@ The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLO
   PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
       [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer]
 
-Last measured (2026-12-01 21:00 UTC, 2-core AMD EPYC, quiet: load average under 2, --rounds=3 --steps=3):
-torch 451 tok/s (median; best 497), trainer 356 (0.75x), step alone 356 (0.76x); XLA fp32 matmul peak
-178-210 GFLOP/s that day (torch's own 2048^3 matmul: 176), so the step ran at 64% of it and torch at 85%:
-torch loses less outside its matmuls. Earlier that day, on the same machine shared by ~8 engineers
-(load 12-18, each step 10x slower), the ratios were trainer 0.96, step 1.21: the ranking depends on the
-load, the quiet figure is the one to compare.
-Where the step's time goes (jax.profiler, one step, same machine): the LM head (vocab 32000, one pass)
-24% of the op time for 27% of the FLOPs; the layers' matmuls 33% for 42%; attention 21% for 7%
-(full T x T scores, the upper half masked; dP = dO V^T fused with the softmax backward's row sum in
-one YNNPACK fusion is 12.6% alone); elementwise 12%; zero-filling the scan's stacked residuals 2%;
-AdamW + clipping 1.2%. With YNNPACK fusions off (compiler option
-xla_cpu_experimental_ynn_fusion_type="") one attention layer's fwd+bwd runs 2.0-2.1 s vs 2.5-3.3 s,
-but the whole step was unchanged (54.8 vs 54.2 s, alternated in one process) and its losses differ
-in the 7th digit.
+Last measured (2026-12-02 01:10 UTC, 2-core AMD EPYC, quiet: load under 2.5, --rounds=2 --steps=3), after
+XLA:CPU's causal attention went to query row blocks (attention_kernels.xla_query_blocks): torch 393 tok/s
+(median; best 412), trainer 362 (0.92x), step alone 381 (0.97x); XLA fp32 matmul peak 196 GFLOP/s, so
+the step ran at 71% of it (best round) and torch at 75%. The day before, with the dense [B, H, T, T]
+attention: trainer 0.75x, step 0.76x (64% of the peak, torch 85%).
+Where the step's time went before the row blocks (jax.profiler, one step): the LM head (vocab 32000,
+one pass) 24% of the op time for 27% of the FLOPs; the layers' matmuls 33% for 42%; attention 21% for
+7% (full T x T scores, the upper half masked; dP = dO V^T fused with the softmax backward's row sum in
+one YNNPACK fusion was 12.6% alone); elementwise 12%; zero-filling the scan's stacked residuals 2%;
+AdamW + clipping 1.2%. Eight row blocks run the attention's forward + backward on these shapes 2.4x
+faster than the dense path (benchmarked alone: 865 -> 340 ms).
 """
 from __future__ import annotations
 
