@@ -15,11 +15,13 @@ The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLO
   PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
       [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer]
 
-Last measured (2026-12-02 01:10 UTC, 2-core AMD EPYC, quiet: load under 2.5, --rounds=2 --steps=3), after
-XLA:CPU's causal attention went to query row blocks (attention_kernels.xla_query_blocks): torch 393 tok/s
-(median; best 412), trainer 362 (0.92x), step alone 381 (0.97x); XLA fp32 matmul peak 196 GFLOP/s, so
-the step ran at 71% of it (best round) and torch at 75%. The day before, with the dense [B, H, T, T]
-attention: trainer 0.75x, step 0.76x (64% of the peak, torch 85%).
+Last measured (2026-12-02 01:27 UTC, 2-core AMD EPYC, quiet: load under 2.5, --rounds=3 --steps=3), after
+XLA:CPU's causal attention went to query row blocks (attention_kernels.xla_query_blocks): torch 384 tok/s
+(median; 356-458 over the rounds), trainer 370 (0.93x), step alone 395 (0.99x); XLA fp32 matmul peak
+181-208 GFLOP/s, the step at 71% of it (best round), torch at 79%. A 2-round run an hour earlier: 0.92x
+and 0.97x. The trainer's data thread (tokenising, packing) shares the 2 cores with XLA's 2 threads.
+The day before, with the dense [B, H, T, T] attention: trainer 0.75x, step 0.76x (64% of the peak,
+torch 85%).
 Where the step's time went before the row blocks (jax.profiler, one step): the LM head (vocab 32000,
 one pass) 24% of the op time for 27% of the FLOPs; the layers' matmuls 33% for 42%; attention 21% for
 7% (full T x T scores, the upper half masked; dP = dO V^T fused with the softmax backward's row sum in
