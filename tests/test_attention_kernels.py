@@ -246,6 +246,6 @@ def test_xla_query_blocks_only_for_causal_calls_on_cpu():
     llama_cfg = ModelConfig(family="llama", vocab_size=64, hidden_size=64, intermediate_size=128, num_layers=1,
                             num_heads=4, num_kv_heads=2)
     blocks = attention_kernels.xla_query_blocks
-    assert [blocks(llama_cfg, t, "cpu") for t in (64, 127, 128, 200, 512, 4096)] == [1, 1, 2, 3, 8, 8]
+    assert [blocks(llama_cfg, t, "cpu") for t in (64, 200, 255, 256, 300, 512, 4096)] == [1, 1, 1, 4, 4, 8, 8]
     assert blocks(llama_cfg, 512, "gpu") == blocks(llama_cfg, 512, "tpu") == 1
     assert blocks(GLM_CONFIGS["chatglm6b"](), 512, "cpu") == 1  # GLM v1: Part A keys are seen by earlier rows
