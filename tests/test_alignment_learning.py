@@ -61,7 +61,9 @@ def held_out_accuracies(tmp_path, loss: str, beta: float, steps: int, lr: float,
 
 
 def test_dpo_full_parameters_learns_the_held_out_preferences(tmp_path):
-    evals = held_out_accuracies(tmp_path, "dpo", 0.2, steps=100, lr=1.5e-2)  # tokenizer-sensitive: 2e-2 0.87, 3e-2 0.83
+    # tokenizer-sensitive; with the default tokenizer of 2026-12-02, 150 steps end at 0.967 (lr 1e-2), 0.867
+    # (1.5e-2), 0.933 (2e-2, from step 100 on); 100 steps reach 0.87-0.9 at best
+    evals = held_out_accuracies(tmp_path, "dpo", 0.2, steps=150, lr=2e-2)
     assert evals[0] == pytest.approx(0.5)  # policy == reference: every reward is 0, a tie counts half
     assert evals[-1] > 0.9, evals
 

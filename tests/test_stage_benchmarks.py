@@ -1,7 +1,7 @@
 """train/benchmarks.py: which methods run at the end of a stage and how their prompts are wrapped."""
 import pytest
 
-from medjax.train.benchmarks import eval_methods, method_table, stage_chat_template
+from medjax.train.benchmarks import benchmark_line, eval_methods, method_table, stage_chat_template
 from medjax.train.config import load_config_file
 
 
@@ -33,3 +33,11 @@ def test_methods_are_checked_and_tabled_side_by_side():
     table = method_table({"loglik": {"medqa": {"n": 60, "accuracy": 0.3, "chance": 0.25, "majority": 0.32}},
                           "voc": {"medqa": {"accuracy": 0.4}}})
     assert "0.3000  0.4000  0.2500  0.3200" in table
+
+
+def test_the_run_summary_line_gives_every_method_and_the_baselines():
+    medqa = {"n": 60, "accuracy": 0.667, "chance": 0.25, "majority": 0.317}
+    one = {"method": "cloze", "tasks": {"medqa": medqa}}
+    assert benchmark_line(one) == "medqa=0.667 (n=60; cloze; chance 0.250, majority 0.317)"
+    both = {**one, "by_method": {"cloze": {"medqa": medqa}, "loglik": {"medqa": {"n": 60, "accuracy": 0.267}}}}
+    assert benchmark_line(both) == "medqa=0.667 (n=60; cloze; loglik 0.267; chance 0.250, majority 0.317)"

@@ -29,6 +29,7 @@ import re
 from medjax.assets.instruction_records import definition_qa, symptoms_qa, test_qa, treatment_qa
 from medjax.assets.knowledge import CONDITIONS
 from medjax.assets.pubmedqa_items import render_pqal
+from medjax.eval.prompts import EN
 
 ASSETS_DIR = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUTPUT_DIR = os.path.join(ASSETS_DIR, "recipes")
@@ -69,7 +70,7 @@ def ift_sources() -> dict[str, list[dict]]:
             asks = [t["value"] for t in record["conversations"] if t["from"] == "human"]
             if len(asks) > 1:
                 sources["conversation"].append(record)
-            elif "\nA. " in asks[0]:
+            elif "\nA. " in asks[0] or asks[0].startswith(EN.cloze_header):  # lettered, or asked without options
                 sources["multiple_choice"].append(record)
             elif "diagnosis?" in asks[0] or "suspect?" in asks[0]:  # vignettes: findings -> diagnosis -> test
                 sources["reasoning"].append(record)

@@ -5,15 +5,16 @@ case vignette) and multiple-choice questions (diagnosis, treatment, test); a sha
 also gets a two-turn dialogue, and a share of all records opens with a system turn, so templates
 that handle system prompts are exercised.
 
-Multiple-choice questions come in two sorts: knowledge questions (fresh distractors for each, the
-diagnosis ones among conditions of the same body system as in the benchmark) and reading questions
-whose stem states the answer, a cheap lesson in finding the option asked for and answering with its
-letter. Within a condition and kind every letter is right equally often.
-
-The multiple-choice questions are written in the benchmark evaluation's own prompt shape (its
-header, "Question: ", lettered options) and answered the way it scores them ("Answer: B"), so
-instruction tuning teaches the task format the end-of-stage benchmark asks in; their stems are worded
-unlike the benchmark's (medqa_questions.py), whose questions stay held out.
+Every multiple-choice question asks what only the knowledge answers (fresh distractors for each, the
+diagnosis ones among conditions of the same body system as in the benchmark), in one of the two shapes
+the end-of-stage benchmark asks in, and answered the way that shape is scored:
+- lettered (eval.method=loglik): the evaluation's header, "Question: ", lettered options, answered
+  "Answer: B"; within a condition and kind every letter is right equally often;
+- cloze (eval.method=cloze): the cloze header and the stem without options, answered "Answer: " and
+  the right option's text.
+Their stems are worded unlike the benchmark's (medqa_questions.py), whose questions stay held out. The
+tiny default model never learns to bind a letter to its option (configs/cp_ift.py), so the cloze
+records are the larger share: they teach the answer's content in the shape the cloze method scores.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ SYSTEM_PROMPTS = (
 )
 MULTI_TURN_SHARE = 0.3
 SYSTEM_TURN_SHARE = 0.15
-MC_PER_KIND = 4  # knowledge multiple-choice questions per condition and kind (diagnosis, treatment, test)
-READING_PER_KIND = 2  # reading multiple-choice questions (the stem states the answer) per condition and kind
+MC_PER_KIND = 2  # knowledge multiple-choice questions per condition and kind (diagnosis, treatment, test)
+CLOZE_PER_KIND = 6  # the same questions without options, answered with the right text (eval.method=cloze)
 
 
 def render_sft(conditions, rng: random.Random) -> list[dict]:
@@ -90,16 +91,20 @@ def vignette_qa(c: Condition, rng: random.Random) -> tuple[str, str]:
 
 
 def multiple_choice_qas(c: Condition, conditions, rng: random.Random) -> list[tuple[str, str]]:
-    """MC_PER_KIND knowledge and READING_PER_KIND reading questions of each kind (diagnosis, treatment,
-    key test: none for a clinical diagnosis). Within a condition and kind the right letter takes
-    every position equally often, so no letter is a better guess than another."""
+    """MC_PER_KIND lettered and CLOZE_PER_KIND cloze questions of each kind (diagnosis, treatment, key
+    test: none for a clinical diagnosis). Within a condition and kind the right letter takes every
+    position equally often, so no letter is a better guess than another."""
     kinds = ["name", "treatment"] + ([] if c.is_clinical_diagnosis else ["test"])
     qas = []
     for kind in kinds:
         for i, position in enumerate(_positions(MC_PER_KIND, rng)):
-            qas.append(_knowledge_mc(c, conditions, kind, i, position, rng))
-        for position in _positions(READING_PER_KIND, rng):
-            qas.append(_reading_mc(c, conditions, kind, position, rng))
+            qas.append(_lettered(*_knowledge_question(c, conditions, kind, i, rng), position))
+        stems = set()
+        for i in range(4 * CLOZE_PER_KIND):  # distinct stems: a repeat could land in train and eval both
+            stem, right, _ = _knowledge_question(c, conditions, kind, i, rng)
+            if stem not in stems and len(stems) < CLOZE_PER_KIND:
+                stems.add(stem)
+                qas.append(_cloze(stem, right))
     return qas
 
 
@@ -111,10 +116,11 @@ def _positions(n: int, rng: random.Random) -> list[int]:
     return positions
 
 
-def _knowledge_mc(c: Condition, conditions, kind: str, i: int, position: int,
-                  rng: random.Random) -> tuple[str, str]:
-    """A question only the knowledge answers. Diagnosis options come from the same body system, as
-    the benchmark's do; treatment and test options alternate between the same system and others."""
+def _knowledge_question(c: Condition, conditions, kind: str, i: int, rng: random.Random
+                        ) -> tuple[str, str, list[str]]:
+    """(stem, right answer, three wrong ones) of a question only the knowledge answers. Diagnosis
+    options come from the same body system, as the benchmark's do; treatment and test options alternate
+    between the same system and others."""
     patient = draw_patient(c, rng)
     findings = join_phrases(shuffled_symptoms(c, rng))
     p, cp = patient.description, capitalize(patient.description)
@@ -128,7 +134,7 @@ def _knowledge_mc(c: Condition, conditions, kind: str, i: int, position: int,
     else:
         stem = rng.choice(_FACT_STEMS[kind]).format(name=c.name, p=p, P=cp)
         wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=i % 2 == 0)
-    return _lettered(stem, getattr(c, kind), [getattr(w, kind) for w in wrong], position)
+    return stem, getattr(c, kind), [getattr(w, kind) for w in wrong]
 
 
 _FACT_STEMS = {
@@ -145,26 +151,6 @@ _FACT_STEMS = {
 }
 
 
-def _reading_mc(c: Condition, conditions, kind: str, position: int, rng: random.Random
-                ) -> tuple[str, str]:
-    """The stem states the answer, spelled as its option is (capitalised): the cheap lesson of
-    finding the option that says what is asked for and answering with its letter (distractors from
-    other body systems)."""
-    fact = capitalize(getattr(c, kind))
-    if kind == "name":
-        patient = draw_patient(c, rng)
-        stem = rng.choice([f"Which option names {fact}?",
-                           f"{fact} is the diagnosis of {patient.description}. Which option is it?",
-                           f"{capitalize(patient.description)} has {fact}. Which option names the condition?"])
-        wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=False, sex=patient.sex)
-    else:
-        what = "the first-line treatment" if kind == "treatment" else "the key test"
-        stem = rng.choice([f"{fact} is {what} for {c.name}. Which option is {what} for {c.name}?",
-                           f"Which option reads: {fact}?"])
-        wrong = pick_distractors(c, conditions, kind, 3, rng, same_system=False)
-    return _lettered(stem, getattr(c, kind), [getattr(w, kind) for w in wrong], position)
-
-
 def _lettered(stem: str, right: str, wrong: list[str], position: int) -> tuple[str, str]:
     """(the evaluation's zero-shot user text for a single-answer question, "Answer: <letter>"), the
     right answer at `position`."""
@@ -175,6 +161,15 @@ def _lettered(stem: str, right: str, wrong: list[str], position: int) -> tuple[s
                         answer=frozenset(LETTERS[position]))
     prompt = header(question, EN) + "\n\n" + body(question, EN)
     return prompt.rstrip("\n"), f"{EN.cue}{EN.label_sep}{LETTERS[position]}"
+
+
+def _cloze(stem: str, right: str) -> tuple[str, str]:
+    """(the cloze evaluation's zero-shot user text: its header and the stem without options, "Answer:
+    <the right option's text>"): the answer the cloze method scores, in the shape it scores it."""
+    question = Question(task="medqa", id="", question=stem, language="en", source="", options={},
+                        answer=frozenset())
+    prompt = EN.cloze_header + "\n\n" + body(question, EN, with_options=False)
+    return prompt.rstrip("\n"), f"{EN.cue}{EN.label_sep}{capitalize(right)}"
 
 
 def _follow_up(c: Condition, rng: random.Random) -> tuple[str, str]:

@@ -88,3 +88,20 @@ def method_table(by_method: dict) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     return "\n".join(["accuracy by method", lines[0], "  ".join("-" * w for w in widths)] + lines[1:])
+
+
+def benchmark_line(report: dict) -> str:
+    """One line of a stage's benchmark report for the run summary: each task's accuracy by the first
+    method, the other methods' beside it, and the baselines: `medqa=0.667 (n=60; cloze; loglik 0.267;
+    chance 0.250, majority 0.317)`."""
+    by_method = report.get("by_method") or {report.get("method", "?"): report.get("tasks", {})}
+    first, *others = by_method
+    parts = []
+    for task, result in by_method[first].items():
+        notes = [f"n={result.get('n')}", first]
+        notes += [f"{m} {by_method[m][task]['accuracy']:.3f}" for m in others
+                  if by_method[m].get(task, {}).get("accuracy") is not None]
+        baselines = [f"{key} {result[key]:.3f}" for key in ("chance", "majority") if result.get(key) is not None]
+        notes += [", ".join(baselines)] if baselines else []
+        parts.append(f"{task}={result.get('accuracy', float('nan')):.3f} ({'; '.join(notes)})")
+    return ", ".join(parts)

@@ -9,6 +9,7 @@ import jax
 
 from medjax.parallel.mesh import make_mesh
 from medjax.train import preemption, vocab_step
+from medjax.train.benchmarks import benchmark_line
 from medjax.train.config import stage_names, validate
 from medjax.train.model_init import finished_stage_spec
 from medjax.train.stage import run_stage
@@ -96,6 +97,4 @@ def print_summary(summary: dict, stages: list[str]) -> None:
     for name in stages:
         bench = (summary["stages"].get(name) or {}).get("benchmark")
         if bench:
-            print(f"\n[{name}] benchmark accuracy: " + ", ".join(
-                f"{task}={res.get('accuracy', float('nan')):.3f} (n={res.get('n')})"
-                for task, res in bench.get("tasks", bench).items() if isinstance(res, dict)))
+            print(f"\n[{name}] benchmark accuracy: " + benchmark_line(bench))
