@@ -3,6 +3,7 @@
   config.py         the `peft` config section (method none|lora|qlora|prompt, rank, alpha, ...) and peft_config.json
   targets.py        which layers get adapters: roles (q, k, v, o, gate, up, down, lm_head, embed), groups, globs
   lora.py           LoRAParam, LoRAModule, LoRALinear, merge/unmerge, merged_backbone, adapters_disabled, dropout_rng
+  dropout_mask.py   LoRA dropout's keep-mask: a counter hash of iotas (the TPU compiler is slow on threefry)
   lora_embedding.py LoRAEmbed: LoRA on the token embedding table (peft's lora.Embedding; tied heads keep the base)
   nf4.py            the published NF4 code book and 4-bit packing
   quantized.py      QuantizedLinear: NF4 (double-quantised scales) or int8 frozen base weights

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from medjax.models.layers import Linear
+from medjax.peft.dropout_mask import keep_mask
 from medjax.peft.quantized import QuantizedLinear
 
 
@@ -112,7 +113,7 @@ class LoRALinear(LoRAModule):
         if key is None or self.dropout <= 0.0:
             return x
         key = jax.random.fold_in(jax.random.fold_in(key, self.layer_id), self.layer_index[...])
-        keep = jax.random.bernoulli(key, 1.0 - self.dropout, x.shape)
+        keep = keep_mask(key, x.shape, 1.0 - self.dropout)  # a counter hash, not threefry: see dropout_mask.py
         return jnp.where(keep, x / (1.0 - self.dropout), 0).astype(x.dtype)
 
     def base_weight(self) -> nnx.Variable:
