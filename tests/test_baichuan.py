@@ -280,14 +280,15 @@ def test_lora_ift_through_the_trainer_learns_on_an_alibi_norm_head_baichuan(tmp_
     c = load_config_file(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                       "configs", "ift.py"))
     c.model.init, c.model.tokenizer = f"hf:{base}", paths["tokenizer"]
-    c.train.update(steps=12, seq_len=64, batch_size=4, lr=3e-2, warmup_steps=2, log_every=1, eval_every=0,
+    # 20 steps: the first 3 against the last 3 dropped 0.58 with the default tokenizer of 2026-12-02 (12: 0.29)
+    c.train.update(steps=20, seq_len=64, batch_size=4, lr=3e-2, warmup_steps=2, log_every=1, eval_every=0,
                    eval_batches=1)
     c.checkpoint.async_save, c.eval.tasks, c.report = False, "", False
     c.peft.method, c.peft.targets, c.peft.dropout = "lora", "attn,mlp", 0.0
     run(c, str(tmp_path / "run"))
     with open(tmp_path / "run" / "ift" / "metrics.jsonl") as f:
         losses = [r["loss"] for r in map(json.loads, f) if "loss" in r]
-    assert len(losses) == 12 and np.all(np.isfinite(losses))
+    assert len(losses) == 20 and np.all(np.isfinite(losses))
     assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3, losses
     exported = load_hf_model(str(tmp_path / "run" / "ift" / "hf"))  # merged LoRA, back in the W_pack layout
     assert exported.config.family == "baichuan" and exported.config.norm_head
