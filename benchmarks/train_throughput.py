@@ -15,7 +15,10 @@ The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLO
   PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
       [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer]
 
-Last measured (2026-12-02 01:27 UTC, 2-core AMD EPYC, quiet: load under 2.5, --rounds=3 --steps=3), after
+Last measured (2026-12-02 05:15 UTC, 2-core AMD EPYC, quiet, --rounds=3 --steps=3): torch 432 tok/s (median;
+408-463), trainer 378 (0.90x; per round 0.90, 0.93, 0.80), step alone 388 (0.90x), both at 70% of the XLA
+fp32 matmul peak (212 GFLOP/s), torch at 78%; the trainer waited 0 ms per step for data.
+Before that (2026-12-02 01:27 UTC, quiet: load under 2.5, --rounds=3 --steps=3), after
 XLA:CPU's causal attention went to query row blocks (attention_kernels.xla_query_blocks): torch 384 tok/s
 (median; 356-458 over the rounds), trainer 370 (0.93x), step alone 395 (0.99x); XLA fp32 matmul peak
 181-208 GFLOP/s, the step at 71% of it (best round), torch at 79%. A 2-round run an hour earlier: 0.92x
