@@ -14,8 +14,6 @@ checks the keep rate and those correlations.
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 
@@ -41,9 +39,9 @@ def keep_mask(key, shape: tuple[int, ...], keep_prob: float):
     """A bool mask of `shape`, each element True with probability `keep_prob`, a pure function of `key`."""
     seed_row, seed_col = _key_words(key)
     # the flattened leading dimensions (batch, sequence) number the rows; uint32 arithmetic wraps
-    strides = [math.prod(shape[i + 1:-1]) for i in range(len(shape) - 1)]
-    row = sum((jax.lax.broadcasted_iota(jnp.uint32, shape, i) * jnp.uint32(s % 2**32) for i, s in enumerate(strides)),
-              jnp.zeros(shape, jnp.uint32))
+    row = jnp.zeros(shape, jnp.uint32)
+    for axis in range(len(shape) - 1):
+        row = row * jnp.uint32(shape[axis]) + jax.lax.broadcasted_iota(jnp.uint32, shape, axis)
     col = jax.lax.broadcasted_iota(jnp.uint32, shape, len(shape) - 1)
     bits = _mix(_mix(row * jnp.uint32(0x9E3779B9) ^ seed_row) ^ (col * jnp.uint32(0x7FEB352D) + seed_col))
     threshold = min(int(keep_prob * 2**32), 2**32 - 1)

@@ -94,7 +94,8 @@ def benchmark_line(report: dict) -> str:
     """One line of a stage's benchmark report for the run summary: each task's accuracy by the first
     method, the other methods' beside it, and the baselines: `medqa=0.667 (n=60; cloze; loglik 0.267;
     chance 0.250, majority 0.317)`."""
-    by_method = report.get("by_method") or {report.get("method", "?"): report.get("tasks", {})}
+    tasks = {task: result for task, result in report.get("tasks", report).items() if isinstance(result, dict)}
+    by_method = report.get("by_method") or {report.get("method", "?"): tasks}
     first, *others = by_method
     parts = []
     for task, result in by_method[first].items():
