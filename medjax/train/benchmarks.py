@@ -95,11 +95,11 @@ def benchmark_line(report: dict) -> str:
     method, the other methods' beside it, and the baselines: `medqa=0.667 (n=60; cloze; loglik 0.267;
     chance 0.250, majority 0.317)`."""
     tasks = {task: result for task, result in report.get("tasks", report).items() if isinstance(result, dict)}
-    by_method = report.get("by_method") or {report.get("method", "?"): tasks}
+    by_method = report.get("by_method") or {report.get("method"): tasks}
     first, *others = by_method
     parts = []
     for task, result in by_method[first].items():
-        notes = [f"n={result.get('n')}", first]
+        notes = [f"n={result.get('n')}"] + ([first] if first else [])
         notes += [f"{m} {by_method[m][task]['accuracy']:.3f}" for m in others
                   if by_method[m].get(task, {}).get("accuracy") is not None]
         baselines = [f"{key} {result[key]:.3f}" for key in ("chance", "majority") if result.get(key) is not None]
