@@ -6,6 +6,7 @@ the methods); writes FILE.json and FILE.predictions.jsonl and prints a table.
 from absl import app, flags
 
 from medjax.cli_logging import quiet_by_default
+from medjax.xla_cpu import prefer_eigen_dots
 
 _MODEL = flags.DEFINE_string("model", None, "model SPEC: hf:DIR or ckpt:DIR", required=True)
 _TASKS = flags.DEFINE_string("tasks", None, "comma-separated tasks, e.g. medqa,medmcqa,pubmedqa", required=True)
@@ -30,6 +31,7 @@ _REASON = flags.DEFINE_integer("max_reason_tokens", 256, "tokens for reasoning, 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    prefer_eigen_dots()  # first: XLA reads XLA_FLAGS when JAX starts its backend
     import medjax
     from medjax.eval.harness import evaluate, load_tasks
     from medjax.eval.question import BenchmarkFormatError, LayoutError

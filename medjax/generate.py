@@ -12,6 +12,7 @@ import sys
 from absl import app, flags
 
 from medjax.cli_logging import quiet_by_default
+from medjax.xla_cpu import prefer_eigen_dots
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "model spec: hf:DIR or ckpt:DIR", required=True)
@@ -29,6 +30,7 @@ flags.DEFINE_string("template", None, "chat template name (implies --chat unless
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    prefer_eigen_dots()  # first: XLA reads XLA_FLAGS when JAX starts its backend
     import medjax
     from medjax.infer.chat_default import trained_chat
     from medjax.infer.text import complete_ids, empty_completion_note

@@ -12,6 +12,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from medjax.cli_logging import quiet_by_default
+from medjax.xla_cpu import prefer_eigen_dots
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
@@ -28,6 +29,7 @@ _DISTRIBUTED_FLAGS = {"coordinator_address": "MEDJAX_COORDINATOR_ADDRESS", "num_
 
 def main(argv):
     del argv
+    prefer_eigen_dots()  # first: XLA reads XLA_FLAGS when JAX starts its backend
     from medjax.checkpoint.manager import CheckpointError
     from medjax.parallel.distributed import maybe_initialize
     from medjax.train import preemption

@@ -23,6 +23,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from medjax.cli_logging import quiet_by_default
+from medjax.xla_cpu import prefer_eigen_dots
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "training config file (configs/*.py)", lock_config=True)
@@ -70,6 +71,7 @@ def print_report(r: dict) -> None:
 
 def main(argv):
     del argv
+    prefer_eigen_dots()  # first: XLA reads XLA_FLAGS when JAX starts its backend
     from medjax.parallel.tpu_topology import TpuNotInstalled, environment_for, parse_topology
 
     quiet_by_default()
