@@ -13,11 +13,17 @@ round so they share the machine's noise:
 The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLOPs / time / peak.
 
   PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
-      [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer]
+      [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer] [--ynn_dots]
 
-Last measured (2026-12-02 05:15 UTC, 2-core AMD EPYC, quiet, --rounds=3 --steps=3): torch 432 tok/s (median;
-408-463), trainer 378 (0.90x; per round 0.90, 0.93, 0.80), step alone 388 (0.90x), both at 70% of the XLA
-fp32 matmul peak (212 GFLOP/s), torch at 78%; the trainer waited 0 ms per step for data.
+Last measured (2026-12-02 08:00 UTC, 2-core AMD EPYC, --rounds=3 --steps=3), with XLA:CPU's YNNPACK dots off
+(medjax/xla_cpu.py, as the tools run) and the layers as a Python loop (models/decoder.py run_layers):
+torch 422 tok/s (median; 398-456), trainer 454 (1.01x; per round 1.16, 1.01, 1.00), step alone 479 (1.10x);
+best-round MFU trainer 80%, step 84%, torch 79% of the XLA fp32 matmul peak (207 GFLOP/s); the trainer
+waited 0 ms per step for data. Paired A/B of the step alone in one process (8 rounds, 2026-12-02): YNNPACK
+off 1.08-1.11x faster than on (its dots: off with only reductions left on gave the same), then the Python
+layer loop 1.06x faster than the scan of two layers per iteration (a scan of one: 0.96x).
+At 05:15 UTC, before both: torch 432 tok/s (median; 408-463), trainer 378 (0.90x; per round 0.90, 0.93,
+0.80), step alone 388 (0.90x), both at 70% of the XLA fp32 matmul peak (212 GFLOP/s), torch at 78%.
 Before that (2026-12-02 01:27 UTC, quiet: load under 2.5, --rounds=3 --steps=3), after
 XLA:CPU's causal attention went to query row blocks (attention_kernels.xla_query_blocks): torch 384 tok/s
 (median; 356-458 over the rounds), trainer 370 (0.93x), step alone 395 (0.99x); XLA fp32 matmul peak
@@ -42,6 +48,8 @@ import time
 
 import numpy as np
 from stage_timing import time_stage
+
+from medjax.xla_cpu import prefer_eigen_dots
 
 SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
@@ -166,7 +174,11 @@ def main():
                    help="torch intra-op threads (default: the cores this process may use, as XLA:CPU does)")
     p.add_argument("--no_torch", action="store_true")
     p.add_argument("--no_trainer", action="store_true", help="the step alone, without the trainer runs")
+    p.add_argument("--ynn_dots", action="store_true",
+                   help="keep XLA:CPU's YNNPACK dots (the tools turn them off: medjax/xla_cpu.py)")
     args = p.parse_args()
+    if not args.ynn_dots:
+        prefer_eigen_dots()  # as python -m medjax.main does, before jax starts its backend
     import jax
 
     from medjax.parallel.mesh import make_mesh
