@@ -15,11 +15,12 @@ The XLA fp32 matmul peak (2048^3) is measured in every round; MFU = analytic FLO
   PYTHONPATH=. python benchmarks/train_throughput.py [--rounds=2] [--steps=3] [--batch=8] [--seq=512]
       [--preset=bench50m] [--threads=N] [--no_torch] [--no_trainer] [--ynn_dots]
 
-Last measured (2026-12-02 08:00 UTC, 2-core AMD EPYC, --rounds=3 --steps=3), with XLA:CPU's YNNPACK dots off
+Last measured (2026-12-02 08:10 UTC, 2-core AMD EPYC, --rounds=3 --steps=3), with XLA:CPU's YNNPACK dots off
 (medjax/xla_cpu.py, as the tools run) and the layers as a Python loop (models/decoder.py run_layers):
-torch 422 tok/s (median; 398-456), trainer 454 (1.01x; per round 1.16, 1.01, 1.00), step alone 479 (1.10x);
-best-round MFU trainer 80%, step 84%, torch 79% of the XLA fp32 matmul peak (207 GFLOP/s); the trainer
-waited 0 ms per step for data. Paired A/B of the step alone in one process (8 rounds, 2026-12-02): YNNPACK
+torch 449 tok/s (median; 404-489), trainer 491 (1.09x; per round 1.07, 1.09, 1.22), step alone 495 (1.09x);
+best-round MFU trainer 88%, step 89%, torch 83% of the XLA fp32 matmul peak (212 GFLOP/s); the trainer
+waited 0-2 ms per step for data. A run 10 minutes earlier: torch 422, trainer 454 (1.01x; per round 1.16,
+1.01, 1.00), step alone 479 (1.10x). Paired A/B of the step alone in one process (8 rounds, 2026-12-02): YNNPACK
 off 1.08-1.11x faster than on (its dots: off with only reductions left on gave the same), then the Python
 layer loop 1.06x faster than the scan of two layers per iteration (a scan of one: 0.96x).
 At 05:15 UTC, before both: torch 432 tok/s (median; 408-463), trainer 378 (0.90x; per round 0.90, 0.93,
