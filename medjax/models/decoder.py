@@ -38,19 +38,19 @@ _GELU = {"gelu_tanh": lambda x: jax.nn.gelu(x, approximate=True),
          "gelu": lambda x: jax.nn.gelu(x, approximate=False)}
 
 
-# On CPU, models up to this deep run their layers as a Python loop (run_layers): its compile time grows
-# with depth (32 `test`-sized layers: 11.9 s against a scan's 3.0 s), which the few layers a CPU trains afford.
-CPU_LOOP_MAX_LAYERS = 12
+CPU_LOOP_MAX_LAYERS = 12  # deeper models on CPU scan: a Python loop's compile time grows with depth
 
 
 def run_layers(body, x, xs, platform: str):
-    """`jax.lax.scan(body, x, xs)` over the stacked layers. On TPU and GPU a scan of one layer per
-    iteration: compile time does not grow with depth, and the TPU compiler given two layers holds both
-    working sets (llama2-7b full, v5e:4x4: 6.87 GiB of temporaries against 6.72) and compiles twice as
-    long. On CPU, up to CPU_LOOP_MAX_LAYERS layers, a
-    Python loop: a scan's backward keeps each layer's residuals in stacked buffers that XLA:CPU zero-fills
-    every step, and without them the bench50m step ran ~5% faster; deeper, a scan of two layers per
-    iteration (~4% faster than one on CPU)."""
+    """`jax.lax.scan(body, x, xs)` over the stacked layers.
+
+    TPU and GPU: a scan of one layer per iteration. Compile time does not grow with depth, and the TPU
+    compiler given two layers holds both working sets (llama2-7b full, v5e:4x4: 6.87 GiB of temporaries
+    against 6.72) and compiles twice as long.
+    CPU, up to CPU_LOOP_MAX_LAYERS layers: a Python loop. A scan's backward keeps each layer's residuals
+    in stacked buffers that XLA:CPU zero-fills every step; without them the bench50m step ran ~5% faster.
+    The loop's compile time grows with depth (32 `test`-sized layers: 11.9 s against a scan's 3.0 s), so
+    deeper models scan two layers per iteration (~4% faster than one on CPU)."""
     layers = jax.tree.leaves(xs)[0].shape[0]
     if platform != "cpu":
         return jax.lax.scan(body, x, xs)
